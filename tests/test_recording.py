@@ -1,0 +1,185 @@
+import datetime
+import json
+import threading
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.serializers import ValidationError
+
+from tests.conftest import PAYLOAD_NAMES, load_payload
+from webhooks_app import envelope
+from webhooks_app.kinds import Kind
+from webhooks_app.models import Alert, MonitoredModel, Notification
+from webhooks_app.recording import record_notification
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("name", PAYLOAD_NAMES)
+def test_each_example_payload_round_trips(name):
+    payload = load_payload(name)
+
+    result = record_notification(payload)
+
+    notification = result.notification
+    assert result.created
+    rebuilt = envelope.build(notification, notification.alerts.all())
+    assert rebuilt == payload
+
+
+def test_seed_payload_is_recorded_as_rows(seed_payload):
+    notification = record_notification(seed_payload).notification
+
+    assert notification.model.nannyml_id == 28740
+    assert notification.model.name == "test"
+    assert notification.notification_type == "RUN_COMPLETED"
+    assert notification.run_started_at == datetime.datetime(
+        2024, 1, 25, 14, 4, 10, 157236, tzinfo=datetime.UTC
+    )
+    assert notification.succeeded == ["unseen_values", "missing_values"]
+    assert notification.report_link == "https://test.app.nannyml.com/model/1"
+    alerts = {(a.category, a.kind, a.key, a.metric_name) for a in Alert.objects.all()}
+    assert alerts == {
+        ("performance", Kind.PERFORMANCE, "cbpe", "specificity"),
+        ("other", Kind.DRIFT, "univariate_drift", "country"),
+    }
+
+
+def test_the_same_run_twice_is_one_record(seed_payload):
+    first = record_notification(seed_payload)
+    second = record_notification(seed_payload)
+
+    assert second.duplicate
+    assert second.notification.pk == first.notification.pk
+    assert Notification.objects.count() == 1
+    assert Alert.objects.count() == 2
+
+
+def test_an_offset_in_started_at_is_respected(seed_payload):
+    seed_payload["payload"]["run"]["started_at"] = "2024-01-25T16:04:10+02:00"
+
+    notification = record_notification(seed_payload).notification
+
+    assert notification.run_started_at == datetime.datetime(
+        2024, 1, 25, 14, 4, 10, tzinfo=datetime.UTC
+    )
+
+
+def test_unknown_keys_and_types_are_recorded(seed_payload):
+    seed_payload["header"]["notification_type"] = "RUN_FAILED_SOMEHOW"
+    seed_payload["payload"]["other_alerts"]["brand_new_calculator"] = [
+        {"metric_name": "thing"}
+    ]
+    seed_payload["payload"]["extra_key"] = {"kept": True}
+
+    notification = record_notification(seed_payload).notification
+
+    assert notification.notification_type == "RUN_FAILED_SOMEHOW"
+    assert notification.alerts.get(key="brand_new_calculator").kind == Kind.OTHER
+
+
+def test_missing_alert_groups_and_success_are_valid(seed_payload):
+    for key in ("performance_alerts", "other_alerts", "success", "report_link"):
+        del seed_payload["payload"][key]
+
+    notification = record_notification(seed_payload).notification
+
+    assert notification.alert_count == 0
+    assert notification.succeeded == []
+
+
+def test_a_newer_run_renames_the_model_and_an_older_one_does_not(seed_payload):
+    record_notification(seed_payload)
+    newer = json.loads(json.dumps(seed_payload))
+    newer["header"]["model_name"] = "renamed"
+    newer["payload"]["run"]["started_at"] = "2024-02-01T00:00:00"
+    older = json.loads(json.dumps(seed_payload))
+    older["header"]["model_name"] = "old name"
+    older["payload"]["run"]["started_at"] = "2023-01-01T00:00:00"
+
+    record_notification(newer)
+    record_notification(older)
+
+    model = MonitoredModel.objects.get()
+    assert model.name == "renamed"
+    assert model.last_run_started_at == datetime.datetime(
+        2024, 2, 1, tzinfo=datetime.UTC
+    )
+
+
+def test_invalid_data_raises_and_records_nothing(seed_payload):
+    seed_payload["header"]["model_id"] = "28740"
+
+    with pytest.raises(ValidationError) as error:
+        record_notification(seed_payload)
+
+    assert "model_id" in error.value.detail["header"]
+    assert Notification.objects.count() == 0
+    assert MonitoredModel.objects.count() == 0
+
+
+def test_the_body_given_is_kept(seed_payload):
+    text = json.dumps(seed_payload, indent=2)
+
+    notification = record_notification(seed_payload, body=text).notification
+
+    assert notification.body == text
+
+
+def test_a_webhook_test_is_recorded_without_alerts(seed_payload):
+    seed_payload["header"]["notification_type"] = "WEBHOOK_TEST"
+
+    notification = record_notification(seed_payload).notification
+
+    assert notification.is_test
+    assert notification.alerts.count() == 0
+    assert notification.model.last_run_started_at is None
+
+
+def _payload_with_alerts(count, started_at):
+    payload = load_payload("run_completed_seed")
+    payload["payload"]["run"]["started_at"] = started_at
+    payload["payload"]["other_alerts"] = {
+        "univariate_drift": [{"metric_name": f"column_{i}"} for i in range(count)]
+    }
+    return payload
+
+
+def test_query_count_does_not_grow_with_the_number_of_alerts():
+    record_notification(_payload_with_alerts(1, "2024-01-01T00:00:00"))
+
+    with CaptureQueriesContext(connection) as few:
+        record_notification(_payload_with_alerts(1, "2024-01-02T00:00:00"))
+    with CaptureQueriesContext(connection) as many:
+        record_notification(_payload_with_alerts(900, "2024-01-03T00:00:00"))
+
+    assert len(many) == len(few)
+    assert len(few) <= 12
+    assert Alert.objects.filter(run_started_at__day=3).count() == 901
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_copies_of_one_run_make_one_record(seed_payload):
+    barrier = threading.Barrier(8)
+    results = []
+
+    def record():
+        try:
+            barrier.wait()
+            results.append(record_notification(seed_payload))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=record) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(results) == 8
+    assert sum(result.created for result in results) == 1
+    assert len({result.notification.pk for result in results}) == 1
+    assert Notification.objects.count() == 1
+    assert Alert.objects.count() == 2
+    assert MonitoredModel.objects.count() == 1

@@ -1,0 +1,1 @@
+from webhooks_app.admin import inbound, notifications  # noqa: F401

@@ -1,0 +1,29 @@
+"""The app's settings: each is `WEBHOOKS_<NAME>` in the site's settings.
+
+Read on every access, never cached at import, so `override_settings` works.
+"""
+
+from django.conf import settings
+
+DEFAULTS = {
+    # A bearer token accepted by the inbound endpoint besides InboundToken rows.
+    "INBOUND_TOKEN": "",
+    # Largest inbound request body, in bytes.
+    "MAX_BODY_BYTES": 1024 * 1024,
+    # Most alerts one notification may carry.
+    "MAX_ALERTS": 1000,
+    # Absolute base URL of the site, for links in outgoing notifications.
+    "SITE_URL": "",
+}
+
+
+class AppSettings:
+    prefix = "WEBHOOKS_"
+
+    def __getattr__(self, name):
+        if name not in DEFAULTS:
+            raise AttributeError(f"No app setting named {name!r}")
+        return getattr(settings, self.prefix + name, DEFAULTS[name])
+
+
+app_settings = AppSettings()
