@@ -14,6 +14,11 @@ DEFAULTS = {
     "MAX_ALERTS": 1000,
     # Absolute base URL of the site, for links in outgoing notifications.
     "SITE_URL": "",
+    # Outbound HTTP: seconds to connect and to wait for an answer, and how
+    # much of an answer is read.
+    "CONNECT_TIMEOUT": 5,
+    "READ_TIMEOUT": 10,
+    "RESPONSE_MAX_BYTES": 64 * 1024,
 }
 
 
