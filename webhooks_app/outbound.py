@@ -355,6 +355,9 @@ def _exchange(request, result, deadline):
             allow_redirects=False,
             stream=True,
         ) as response:
+            if deadline.expired:
+                # The headers ended because the deadline closed the socket.
+                raise requests.Timeout()
             result.status_code = response.status_code
             result.reason = response.reason or ""
             result.response_headers = dict(response.headers)

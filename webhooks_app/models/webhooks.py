@@ -192,7 +192,8 @@ class Webhook(models.Model):
         headers = self.request_headers(headers)
         pairs = sorted((key.lower(), value) for key, value in headers.items())
         text = json.dumps([self.url, pairs])
-        return salted_hmac("webhooks_app.Webhook.fingerprint", text).hexdigest()
+        key_salt = "webhooks_app.Webhook.fingerprint"
+        return salted_hmac(key_salt, text, algorithm="sha256").hexdigest()
 
     def validation_is_current(self, headers=None):
         """Whether the last validation was of the configuration as it is now."""
