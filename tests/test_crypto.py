@@ -43,9 +43,7 @@ def test_an_empty_value_is_stored_as_it_is(settings):
     assert crypto.EncryptedTextField().get_prep_value("") == ""
 
 
-def test_a_new_key_first_still_reads_values_written_with_the_old_one(
-    header, settings
-):
+def test_a_new_key_first_still_reads_values_written_with_the_old_one(header, settings):
     settings.WEBHOOKS_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
 
     assert WebhookHeader.objects.get(pk=header.pk).value == SECRET
@@ -61,9 +59,7 @@ def test_reencrypt_rewrites_every_value_with_the_newest_key(header, settings):
     assert Fernet(NEW_KEY).decrypt(raw_value(header).encode()).decode() == SECRET
 
 
-def test_a_value_no_key_decrypts_stops_reencrypt_and_changes_nothing(
-    header, settings
-):
+def test_a_value_no_key_decrypts_stops_reencrypt_and_changes_nothing(header, settings):
     before = raw_value(header)
     settings.WEBHOOKS_ENCRYPTION_KEYS = [NEW_KEY]
 

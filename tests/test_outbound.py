@@ -154,9 +154,7 @@ def test_a_huge_answer_is_read_no_further_than_the_cap(receiver):
     assert not result.complete
 
 
-def test_a_body_that_drips_forever_stops_at_the_overall_deadline(
-    drip_server, settings
-):
+def test_a_body_that_drips_forever_stops_at_the_overall_deadline(drip_server, settings):
     settings.WEBHOOKS_TOTAL_TIMEOUT = 0.5
     url = drip_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
 

@@ -61,9 +61,10 @@ def encrypt(text):
     return _fernet().encrypt(text.encode()).decode()
 
 
-def decrypt(token):
+def decrypt(token, ttl=None):
+    """The plain text of `token`; `ttl` refuses tokens older than that (seconds)."""
     try:
-        return _fernet().decrypt(token.encode()).decode()
+        return _fernet().decrypt(token.encode(), ttl=ttl).decode()
     except InvalidToken:
         raise DecryptionError(
             "A stored secret cannot be decrypted with WEBHOOKS_ENCRYPTION_KEYS; "

@@ -19,6 +19,7 @@ from django.utils.translation import ngettext
 
 from webhooks_app import crypto
 from webhooks_app.models import Webhook, WebhookHeader
+from webhooks_app.models.webhooks import default_notification_types
 from webhooks_app.outbound import mask, mask_url
 from webhooks_app.validation import validate, validate_and_record
 
@@ -37,20 +38,45 @@ CREDENTIAL_RULES = [
 ]
 
 
-def secret_widget(stored=""):
-    placeholder = _("unchanged (%(hint)s)") % {"hint": mask(stored)} if stored else ""
-    return forms.PasswordInput(
-        render_value=True,
-        attrs={"autocomplete": "new-password", "placeholder": placeholder},
-    )
+# What was typed into a secret input goes back to the browser sealed
+# (encrypted with the site's keys), so that a form shown again after a failed
+# save or a validation keeps it without showing it.
+SEALED = "sealed:"
+SEAL_TTL = 24 * 60 * 60
 
 
-def keep_stored_secrets(form, names):
+class SecretInput(forms.PasswordInput):
+    def __init__(self, stored=""):
+        hint = _("unchanged (%(hint)s)") % {"hint": mask(stored)} if stored else ""
+        attrs = {"autocomplete": "new-password", "placeholder": hint}
+        super().__init__(attrs=attrs, render_value=True)
+
+    def format_value(self, value):
+        if not value or not crypto.is_configured():
+            return None
+        if str(value).startswith(SEALED):
+            return value
+        return SEALED + crypto.encrypt(str(value))
+
+
+class SecretField(forms.CharField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        if not value.startswith(SEALED):
+            return value
+        try:
+            return crypto.decrypt(value.removeprefix(SEALED), ttl=SEAL_TTL)
+        except crypto.DecryptionError:
+            raise ValidationError(
+                _("Type this value again."), code="sealed_value_expired"
+            ) from None
+
+
+def hide_stored_secrets(form, names):
     """Start secret inputs empty; the stored value is only a placeholder hint."""
     for name in names:
         stored = getattr(form.instance, name) if form.instance.pk else ""
-        form.fields[name].widget = secret_widget(stored)
-        form.fields[name].required = False
+        form.fields[name].widget = SecretInput(stored)
         form.initial[name] = ""
 
 
@@ -61,16 +87,26 @@ def typed_or_stored(form, name):
 
 
 class WebhookHeaderForm(forms.ModelForm):
+    value = SecretField(
+        label=_("Value"),
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+    )
+
     class Meta:
         model = WebhookHeader
         fields = ["key", "value", "is_secret"]
-        widgets = {"value": forms.TextInput(attrs={"autocomplete": "off"})}
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["value"].strip = False
-        if self.instance.is_secret:
-            keep_stored_secrets(self, ["value"])
+        if self.is_bound:
+            secret = self.add_prefix("is_secret") in self.data
+        else:
+            secret = self.instance.is_secret
+        if secret or self.instance.is_secret:
+            hide_stored_secrets(self, ["value"])
+        if not secret:
+            self.fields["value"].widget = forms.TextInput(attrs={"autocomplete": "off"})
 
     def clean_value(self):
         value = typed_or_stored(self, "value")
@@ -133,12 +169,15 @@ class NotificationTypesField(forms.CharField):
 
 class WebhookForm(forms.ModelForm):
     notification_types = NotificationTypesField(
-        label=_("notification types"),
+        label=_("Notification types"),
+        initial=default_notification_types,
         help_text=_(
             "Comma-separated, such as RUN_COMPLETED; WEBHOOK_TEST are the "
             "test requests of other webhooks."
         ),
     )
+    basic_password = SecretField(label=_("Password"), required=False)
+    bearer_token = SecretField(label=_("Bearer token"), required=False)
     # Bound to the request by WebhookAdmin.get_form.
     request = None
 
@@ -159,7 +198,7 @@ class WebhookForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        keep_stored_secrets(self, ["basic_password", "bearer_token"])
+        hide_stored_secrets(self, ["basic_password", "bearer_token"])
         self.validation_report = None
 
     def clean(self):
@@ -329,6 +368,11 @@ class WebhookAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        # A webhook being added has not been validated yet.
+        return fieldsets if obj is not None else fieldsets[:-1]
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
