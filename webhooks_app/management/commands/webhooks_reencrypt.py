@@ -29,26 +29,23 @@ class Command(BaseCommand):
 
     def reencrypt(self, model, fields):
         names = [field.name for field in fields]
-        rows = model._default_manager.only("pk", *names).order_by("pk")
         count = 0
         try:
             with transaction.atomic():
                 # Reading decrypts with any key; writing encrypts with the first.
-                batch = []
-                for row in rows.iterator(chunk_size=BATCH):
-                    batch.append(row)
-                    if len(batch) == BATCH:
-                        count += self.write(model, batch, names)
-                        batch = []
-                count += self.write(model, batch, names)
+                for batch in self.batches(model, names):
+                    model._default_manager.bulk_update(batch, names)
+                    count += len(batch)
         except crypto.DecryptionError as error:
-            raise CommandError(
-                f"{model._meta.label}: {error} Nothing changed."
-            ) from None
+            message = f"{model._meta.label}: {error} Nothing changed."
+            raise CommandError(message) from None
         self.stdout.write(f"{model._meta.label}: {count} rows.")
         return count
 
-    def write(self, model, batch, names):
-        if batch:
-            model._default_manager.bulk_update(batch, names)
-        return len(batch)
+    def batches(self, model, names):
+        """Rows in primary key order, BATCH at a time, with no open cursor."""
+        rows = model._default_manager.only("pk", *names).order_by("pk")
+        batch = list(rows[:BATCH])
+        while batch:
+            yield batch
+            batch = list(rows.filter(pk__gt=batch[-1].pk)[:BATCH])
