@@ -2,6 +2,8 @@ import logging
 import re
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from tests.conftest import screenshot
@@ -314,6 +316,21 @@ def test_the_list_masks_credentials_and_shows_the_last_validation(
     assert PASSWORD not in html
     assert "robot:••••" in html
     assert "never" in html
+
+
+def test_the_list_runs_as_many_queries_for_many_webhooks_as_for_one(admin_client):
+    def queries_for_list():
+        with CaptureQueriesContext(connection) as queries:
+            assert admin_client.get(LIST_URL).status_code == 200
+        return len(queries)
+
+    Webhook.objects.create(name="w0", url="https://example.com/0")
+    one = queries_for_list()
+    for index in range(1, 6):
+        webhook = Webhook.objects.create(name=f"w{index}", url="https://e.com/x")
+        webhook.headers.create(key="X-Key", value="value")
+
+    assert queries_for_list() == one
 
 
 def test_the_action_validates_each_selected_webhook(admin_client, receiver):

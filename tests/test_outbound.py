@@ -1,11 +1,18 @@
 import base64
+import datetime
+import ipaddress
 import logging
 import socket
+import ssl
 import threading
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from tests.servers import HANG, Reply
+from tests.servers import HANG, Receiver, Reply
 from webhooks_app import outbound
 from webhooks_app.outbound import OutboundRequest, send
 
@@ -46,6 +53,53 @@ def drip_server():
     yield start
     stop.set()
     listener.close()
+
+
+@pytest.fixture
+def self_signed_server(tmp_path):
+    """An HTTPS server on loopback whose certificate no CA signed."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    pem = tmp_path / "server.pem"
+    pem.write_bytes(
+        certificate.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    with Receiver() as receiver:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(pem)
+        server = receiver._server
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        yield receiver
+
+
+def test_tls_certificates_are_verified(self_signed_server):
+    result = post(f"https://127.0.0.1:{self_signed_server.port}/hook")
+
+    assert result.error_code == "connection_error"
+    assert "CERTIFICATE_VERIFY_FAILED" in result.error
+    assert self_signed_server.requests == []
 
 
 def test_a_post_carries_the_body_json_type_and_a_user_agent(receiver):

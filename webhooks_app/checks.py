@@ -2,6 +2,7 @@
 
 from django.core import checks
 
+from webhooks_app import crypto
 from webhooks_app.conf import app_settings
 
 
@@ -31,8 +32,6 @@ def check_settings(app_configs=None, **kwargs):
 
 @checks.register()
 def check_encryption_keys(app_configs=None, **kwargs):
-    from webhooks_app import crypto
-
     keys = app_settings.ENCRYPTION_KEYS
     if not isinstance(keys, list | tuple | str):
         return [

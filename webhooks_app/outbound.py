@@ -10,6 +10,7 @@ import base64
 import contextlib
 import ipaddress
 import logging
+import os
 import socket
 import threading
 import time
@@ -328,7 +329,8 @@ def send(request):
     secrets = request.secret_values()
     result.body_start = redact(result.body_start, secrets)
     result.error = redact(result.error, secrets)
-    logger.info(
+    # Callers log the outcome that matters to them; this is for tracing.
+    logger.debug(
         "%s %s: %s in %d ms",
         request.method,
         request.display_url(),
@@ -343,6 +345,9 @@ def _exchange(request, result, deadline):
         # Proxies and .netrc from the environment would change both where
         # the request goes and what it carries.
         session.trust_env = False
+        # TLS is always verified; a site with its own CA names its bundle the
+        # way requests users expect.
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
         adapter = _GuardedAdapter(max_retries=0)
         session.mount("http://", adapter)
         session.mount("https://", adapter)
