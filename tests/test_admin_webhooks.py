@@ -247,6 +247,26 @@ def test_bad_header_rows_are_refused_and_nothing_is_saved(
     assert receiver.requests == []
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"url": "ftp://127.0.0.1/hook"}, "Enter a valid URL"),
+        ({"notification_types": "RUN COMPLETED"}, "is not a notification type"),
+        ({"notification_types": " , "}, "This field is required"),
+    ],
+)
+def test_a_form_that_cannot_be_saved_sends_no_test_request(
+    admin_client, receiver, fields, message
+):
+    data = {**form_data(receiver.url, _validate="1", enabled=True), **fields}
+
+    response = admin_client.post(ADD_URL, data)
+
+    assert message in response.content.decode()
+    assert receiver.requests == []
+    assert Webhook.objects.count() == 0
+
+
 def test_two_rows_with_the_same_name_in_any_case_are_refused(admin_client, receiver):
     rows = [{"key": "X-Key", "value": "1"}, {"key": "x-key", "value": "2"}]
 

@@ -2,11 +2,10 @@
 
 Stored secrets never go to the browser: their inputs start empty, show the
 last four characters as a hint, and an input left empty keeps the stored
-value. What an admin typed into a form that did not save is given back to
-the same form, so that no row is lost.
+value. What an admin typed into a form that is shown again (after a failed
+save or a validation) comes back sealed, so that nothing typed is lost.
 """
 
-import copy
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -103,6 +102,8 @@ class WebhookHeaderForm(forms.ModelForm):
             secret = self.add_prefix("is_secret") in self.data
         else:
             secret = self.instance.is_secret
+        # A stored secret never becomes the initial value, not even while
+        # its row is being made not secret.
         if secret or self.instance.is_secret:
             hide_stored_secrets(self, ["value"])
         if not secret:
@@ -171,10 +172,7 @@ class WebhookForm(forms.ModelForm):
     notification_types = NotificationTypesField(
         label=_("Notification types"),
         initial=default_notification_types,
-        help_text=_(
-            "Comma-separated, such as RUN_COMPLETED; WEBHOOK_TEST are the "
-            "test requests of other webhooks."
-        ),
+        help_text=_("Comma-separated, such as RUN_COMPLETED."),
     )
     basic_password = SecretField(label=_("Password"), required=False)
     bearer_token = SecretField(label=_("Bearer token"), required=False)
@@ -203,29 +201,24 @@ class WebhookForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if self.errors:
-            return cleaned
-        self._move_url_credentials()
-        self._clean_credentials()
-        headers = self._header_rows()
-        if headers is None or self.errors:
-            return cleaned
-        candidate = self._candidate()
-        if self._clashes_with_authorization(candidate, headers):
-            return cleaned
-        if (headers or candidate.auth) and not crypto.is_configured():
-            raise ValidationError(
-                _(
-                    "Secrets cannot be stored: WEBHOOKS_ENCRYPTION_KEYS is not "
-                    "set or not valid. Run manage.py check for details."
-                ),
-                code="no_encryption_keys",
-            )
-        if VALIDATE in self.data:
-            self.validation_report = validate_and_record(candidate, headers)
-        elif cleaned.get("enabled") and not candidate.is_validated(headers):
-            self._validate_before_enabling(candidate, headers)
+        if not self.errors:
+            self._move_url_credentials()
+            self._clean_credentials()
         return cleaned
+
+    def _post_clean(self):
+        # After the model's own validation, so that nothing is sent for a
+        # configuration that could not be saved anyway.
+        super()._post_clean()
+        if self.errors:
+            return
+        headers = self._header_rows()
+        if headers is None or self._refuse(headers):
+            return
+        if VALIDATE in self.data:
+            self.validation_report = validate_and_record(self.instance, headers)
+        elif self.instance.enabled and not self.instance.is_validated(headers):
+            self._validate_before_enabling(headers)
 
     def _move_url_credentials(self):
         """user:password@ in the address becomes basic authentication."""
@@ -275,41 +268,38 @@ class WebhookForm(forms.ModelForm):
             return list(self.instance.headers.all()) if self.instance.pk else []
         return formset.kept_rows() if formset.rows_valid() else None
 
-    def _candidate(self):
-        """The webhook as this submission would make it, not saved."""
-        candidate = copy.copy(self.instance)
-        for name in ("url", "auth", "basic_username", "basic_password", "bearer_token"):
-            setattr(candidate, name, self.cleaned_data[name])
-        return candidate
-
-    def _clashes_with_authorization(self, candidate, headers):
-        if not candidate.auth:
-            return False
-        if not any(header.key.lower() == "authorization" for header in headers):
-            return False
-        self.add_error(
-            "auth",
-            ValidationError(
-                _(
-                    "The Authorization header is made from the authentication "
-                    "chosen here; remove the Authorization header row, or set "
-                    "authentication to None."
-                ),
-                code="two_authorizations",
-            ),
-        )
-        return True
-
-    def _validate_before_enabling(self, candidate, headers):
-        report = validate_and_record(candidate, headers)
-        self.validation_report = report
-        for name in (
-            "validated_at",
-            "validation_status_code",
-            "validation_error",
-            "validated_fingerprint",
+    def _refuse(self, headers):
+        """Add an error, and return True, for headers that cannot be saved."""
+        if self.instance.auth and any(
+            header.key.lower() == "authorization" for header in headers
         ):
-            setattr(self.instance, name, getattr(candidate, name))
+            self.add_error(
+                "auth",
+                ValidationError(
+                    _(
+                        "The Authorization header is made from the authentication "
+                        "chosen here; remove the Authorization header row, or set "
+                        "authentication to None."
+                    ),
+                    code="two_authorizations",
+                ),
+            )
+        elif (headers or self.instance.auth) and not crypto.is_configured():
+            self.add_error(
+                None,
+                ValidationError(
+                    _(
+                        "Secrets cannot be stored: WEBHOOKS_ENCRYPTION_KEYS is not "
+                        "set or not valid. Run manage.py check for details."
+                    ),
+                    code="no_encryption_keys",
+                ),
+            )
+        return bool(self.errors)
+
+    def _validate_before_enabling(self, headers):
+        report = validate_and_record(self.instance, headers)
+        self.validation_report = report
         if not report.valid:
             self.add_error(
                 "enabled",
