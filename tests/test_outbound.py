@@ -160,6 +160,13 @@ def test_a_name_that_does_not_resolve_is_reported():
     assert result.status_code is None
 
 
+def test_an_invalid_host_name_is_reported_not_raised():
+    result = post(f"http://{'a' * 70}.example/hook")
+
+    assert result.error_code == "connection_error"
+    assert "too long" in result.error
+
+
 @pytest.mark.parametrize(
     ("url", "why"),
     [

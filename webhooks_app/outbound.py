@@ -166,6 +166,9 @@ class _GuardMixin:
             raise AddressRefused(self, refused.address, refused.reason) from None
         except socket.gaierror as error:
             raise NameResolutionError(self.host, self, error) from error
+        except UnicodeError as error:
+            message = f"{self.host!r} is not a valid host name."
+            raise NewConnectionError(self, message) from error
         except TimeoutError as error:
             message = f"Connection to {self.host} timed out."
             raise ConnectTimeoutError(self, message) from error
