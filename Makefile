@@ -53,7 +53,7 @@ test: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/ingest.py
-	@for b in bench/deliver.py bench/dashboard.py; do \
+	@for b in bench/deliver.py bench/dashboard.py bench/outbound.py; do \
 		if [ -f $$b ]; then $(BIN)/python $$b || exit 1; fi; done
 
 lint: install-dev

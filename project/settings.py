@@ -1,5 +1,7 @@
 """Settings of the demo site, read from the environment and from `.env`."""
 
+import base64
+import hashlib
 from pathlib import Path
 
 import environ
@@ -134,6 +136,15 @@ TASKS = {
 WEBHOOKS_INBOUND_TOKEN = env.str("WEBHOOKS_INBOUND_TOKEN", default="")
 WEBHOOKS_SITE_URL = env.str("WEBHOOKS_SITE_URL", default="http://localhost:8000")
 WEBHOOKS_ENCRYPTION_KEYS = env.list("WEBHOOKS_ENCRYPTION_KEYS", default=[])
+if DEBUG and not WEBHOOKS_ENCRYPTION_KEYS:
+    # Development only: a key derived from SECRET_KEY, so that `make run`
+    # stores secrets with no setup. Secrets saved with it become unreadable
+    # if SECRET_KEY changes; real sites set their own keys.
+    WEBHOOKS_ENCRYPTION_KEYS = [
+        base64.urlsafe_b64encode(
+            hashlib.sha256(b"webhooks_app encryption:" + SECRET_KEY.encode()).digest()
+        ).decode()
+    ]
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

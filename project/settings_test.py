@@ -15,3 +15,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 WEBHOOKS_INBOUND_TOKEN = "test-inbound-token"  # noqa: S105
+# Two keys, as after a rotation: the first encrypts, both decrypt.
+WEBHOOKS_ENCRYPTION_KEYS = [
+    "nCOwFq-Tvfra2pyR_xgikJPtskZgZ6Q-x050xk7MQYQ=",
+    "U6wHjN8RHOKPa0da3txtYB2WHbcdGC-hHNFTqEh-UAA=",
+]

@@ -19,6 +19,15 @@ DEFAULTS = {
     "CONNECT_TIMEOUT": 5,
     "READ_TIMEOUT": 10,
     "RESPONSE_MAX_BYTES": 64 * 1024,
+    # Seconds one outbound call may take in all, however slowly the answer
+    # comes (the read timeout applies to each read, not to the whole).
+    "TOTAL_TIMEOUT": 30,
+    # Whether outbound calls may go to private and loopback addresses.
+    # Link-local and cloud metadata addresses are refused either way.
+    "ALLOW_PRIVATE_ADDRESSES": True,
+    # Fernet keys that encrypt secrets at rest, newest first; the first
+    # encrypts, all decrypt. See webhooks_app/crypto.py.
+    "ENCRYPTION_KEYS": [],
 }
 
 

@@ -1,15 +1,35 @@
 """The one outbound HTTP client: webhook validation and delivery both use it.
 
-Every call has connect and read timeouts, follows no redirect, reads at most
-`WEBHOOKS_RESPONSE_MAX_BYTES` of the answer, and masks secret header values in
-what it reports.
+Every call has connect and read timeouts and an overall deadline, follows no
+redirect, reads at most `WEBHOOKS_RESPONSE_MAX_BYTES` of the answer, checks
+each address it connects to (see `refusal_reason`), and masks secret header
+values in what it reports.
 """
 
+import base64
+import contextlib
+import ipaddress
 import logging
+import os
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import requests
+from django.utils.translation import gettext as _
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+)
+from urllib3.util.connection import _set_socket_options
+from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 from webhooks_app import __version__
 from webhooks_app.conf import app_settings
@@ -18,6 +38,21 @@ logger = logging.getLogger("webhooks_app.outbound")
 
 USER_AGENT = f"webhooks_app/{__version__}"
 MASK_VISIBLE = 4
+READ_CHUNK = 8192
+
+# Instance metadata services hand out cloud credentials to whoever asks from
+# inside the machine: AWS, GCP, Azure, OpenStack and others (169.254.169.254,
+# inside link-local anyway), AWS over IPv6, Alibaba, Azure's wire server.
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",
+        "169.254.170.2",
+        "fd00:ec2::254",
+        "100.100.100.200",
+        "168.63.129.16",
+    )
+)
 
 
 def mask(value):
@@ -26,6 +61,184 @@ def mask(value):
     if len(value) <= MASK_VISIBLE * 2:
         return "••••"
     return "••••" + value[-MASK_VISIBLE:]
+
+
+def mask_url(url):
+    """`url` with the password of any `user:password@` part masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{parts.username}:{mask(unquote(parts.password))}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact(text, secrets):
+    """`text` with every secret value in it masked (servers may echo them)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        if len(secret) >= MASK_VISIBLE:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+def refusal_reason(address):
+    """Why connecting to `address` (an `ipaddress` address) is refused, or ''."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if address in METADATA_ADDRESSES:
+        return _("it is a cloud metadata service address")
+    if address.is_link_local:
+        return _("it is a link-local address (169.254.0.0/16 or fe80::/10)")
+    if address.is_multicast or address.is_unspecified or address.is_reserved:
+        return _("it is not an address of a single host")
+    if app_settings.ALLOW_PRIVATE_ADDRESSES:
+        return ""
+    if address.is_loopback:
+        return _("it is a loopback address and WEBHOOKS_ALLOW_PRIVATE_ADDRESSES is off")
+    if address.is_private or not address.is_global:
+        return _("it is a private address and WEBHOOKS_ALLOW_PRIVATE_ADDRESSES is off")
+    return ""
+
+
+class AddressRefused(NewConnectionError):
+    """The address guard refused every address the host name resolved to."""
+
+    def __init__(self, conn, address, reason):
+        self.address = str(address)
+        self.reason = reason
+        super().__init__(conn, self.describe())
+
+    def describe(self):
+        return _("Refused to connect to %(address)s: %(reason)s.") % {
+            "address": self.address,
+            "reason": self.reason,
+        }
+
+
+class _Refused(Exception):
+    def __init__(self, address, reason):
+        super().__init__(address, reason)
+        self.address, self.reason = address, reason
+
+
+def _guarded_socket(host, port, timeout, source_address, socket_options):
+    """Connect to the first allowed address of `host`; check it before connecting.
+
+    The address checked is the address connected to: nothing is resolved
+    twice, so a name that resolves differently the second time (DNS
+    rebinding) gains nothing.
+    """
+    refused = error = None
+    for family, kind, proto, _name, sockaddr in socket.getaddrinfo(
+        host.strip("[]"), port, 0, socket.SOCK_STREAM
+    ):
+        address = ipaddress.ip_address(sockaddr[0].partition("%")[0])
+        reason = refusal_reason(address)
+        if reason:
+            refused = _Refused(address, reason)
+            continue
+        sock = socket.socket(family, kind, proto)
+        try:
+            _set_socket_options(sock, socket_options)
+            if timeout is not _DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as failure:
+            error = failure
+            sock.close()
+    raise refused or error or OSError("getaddrinfo returned no address")
+
+
+class _GuardMixin:
+    def _new_conn(self):
+        try:
+            sock = _guarded_socket(
+                self._dns_host,
+                self.port,
+                self.timeout,
+                self.source_address,
+                self.socket_options,
+            )
+        except _Refused as refused:
+            raise AddressRefused(self, refused.address, refused.reason) from None
+        except socket.gaierror as error:
+            raise NameResolutionError(self.host, self, error) from error
+        except UnicodeError as error:
+            message = f"{self.host!r} is not a valid host name."
+            raise NewConnectionError(self, message) from error
+        except TimeoutError as error:
+            message = f"Connection to {self.host} timed out."
+            raise ConnectTimeoutError(self, message) from error
+        except OSError as error:
+            raise NewConnectionError(self, f"Failed to connect: {error}") from error
+        _Deadline.watch(self)
+        return sock
+
+
+class _GuardedHTTPConnection(_GuardMixin, HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_GuardMixin, HTTPSConnection):
+    pass
+
+
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
+
+
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
+
+
+class _GuardedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _GuardedHTTPPool,
+            "https": _GuardedHTTPSPool,
+        }
+
+
+class _Deadline:
+    """Closes the connections of one call when its overall time is up.
+
+    The read timeout applies to each read from the socket, so a server that
+    drips a byte at a time would otherwise never time out.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds):
+        self.connections = []
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self):
+        _Deadline._current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        _Deadline._current.deadline = None
+
+    @classmethod
+    def watch(cls, connection):
+        deadline = getattr(cls._current, "deadline", None)
+        if deadline is not None:
+            deadline.connections.append(connection)
+
+    def _expire(self):
+        self.expired = True
+        for connection in self.connections:
+            # The socket may be gone already, or not connected yet.
+            with contextlib.suppress(AttributeError, OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass
@@ -38,31 +251,64 @@ class OutboundRequest:
     method: str = "POST"
 
     def masked_headers(self):
-        secret = {name.lower() for name in self.secret_headers}
+        secret = self.secret_names()
         return {
             name: mask(value) if name.lower() in secret else value
             for name, value in self.all_headers().items()
         }
 
     def all_headers(self):
-        return {
+        headers = {
             "User-Agent": USER_AGENT,
             "Content-Type": "application/json",
             **self.headers,
         }
+        # Credentials in the address go as a header we can mask, not as
+        # requests' own, which would be sent but never shown.
+        parts = urlsplit(self.url)
+        if parts.password is not None:
+            credentials = f"{unquote(parts.username)}:{unquote(parts.password)}"
+            token = base64.b64encode(credentials.encode()).decode()
+            headers.setdefault("Authorization", f"Basic {token}")
+        return headers
+
+    def secret_names(self):
+        names = {name.lower() for name in self.secret_headers}
+        if urlsplit(self.url).password is not None:
+            names.add("authorization")
+        return names
+
+    def secret_values(self):
+        secret = self.secret_names()
+        values = [v for k, v in self.all_headers().items() if k.lower() in secret]
+        for value in list(values):
+            # An Authorization value is also a scheme and a credential.
+            values.extend(value.split(" ", 1)[1:])
+        return values
+
+    def target_url(self):
+        """The address without its credentials, which go as a header instead."""
+        parts = urlsplit(self.url)
+        return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+    def display_url(self):
+        return mask_url(self.url)
 
 
 @dataclass
 class OutboundResult:
     request: OutboundRequest
     status_code: int | None = None
-    # The start of the response body, decoded leniently.
+    reason: str = ""
+    # The start of the response body, decoded leniently, secrets masked.
     body_start: str = ""
     response_headers: dict = field(default_factory=dict)
     # A short machine-readable reason when no usable answer came, and a sentence.
     error_code: str = ""
     error: str = ""
     elapsed_ms: int = 0
+    # Whether the whole answer was read (False when cut at the cap or deadline).
+    complete: bool = True
 
     @property
     def ok(self):
@@ -77,40 +323,113 @@ def send(request):
     """Send `request`; return an `OutboundResult`, never raising for network trouble."""
     result = OutboundResult(request=request)
     started = time.monotonic()
-    try:
-        with requests.request(
+    with _Deadline(app_settings.TOTAL_TIMEOUT) as deadline:
+        try:
+            _exchange(request, result, deadline)
+        except requests.RequestException as error:
+            _describe_failure(result, error, deadline)
+    result.elapsed_ms = round((time.monotonic() - started) * 1000)
+    secrets = request.secret_values()
+    result.body_start = redact(result.body_start, secrets)
+    result.error = redact(result.error, secrets)
+    # Callers log the outcome that matters to them; this is for tracing.
+    logger.debug(
+        "%s %s: %s in %d ms",
+        request.method,
+        request.display_url(),
+        result.status_code or result.error_code,
+        result.elapsed_ms,
+    )
+    return result
+
+
+def _exchange(request, result, deadline):
+    with requests.Session() as session:
+        # Proxies and .netrc from the environment would change both where
+        # the request goes and what it carries.
+        session.trust_env = False
+        # TLS is always verified; a site with its own CA names its bundle the
+        # way requests users expect.
+        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+        adapter = _GuardedAdapter(max_retries=0)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        with session.request(
             request.method,
-            request.url,
+            request.target_url(),
             data=request.body,
             headers=request.all_headers(),
             timeout=(app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT),
             allow_redirects=False,
             stream=True,
         ) as response:
+            if deadline.expired:
+                # The headers ended because the deadline closed the socket.
+                raise requests.Timeout()
             result.status_code = response.status_code
+            result.reason = response.reason or ""
             result.response_headers = dict(response.headers)
-            result.body_start = _read_capped(response)
-    except requests.Timeout:
-        result.error_code = "timeout"
-        result.error = "The server did not answer in time."
-    except requests.ConnectionError as error:
-        result.error_code = "connection_error"
-        result.error = f"Could not connect: {_reason(error)}"
-    except requests.RequestException as error:
-        result.error_code = "request_error"
-        result.error = f"The request failed: {_reason(error)}"
-    result.elapsed_ms = round((time.monotonic() - started) * 1000)
-    return result
+            result.body_start, result.complete = _read_capped(response, deadline)
 
 
-def _read_capped(response):
+def _read_capped(response, deadline):
+    """The start of the body: at most the cap, and only until the deadline."""
     cap = app_settings.RESPONSE_MAX_BYTES
     received = bytearray()
-    for chunk in response.iter_content(chunk_size=8192):
-        received += chunk
-        if len(received) >= cap:
-            break
-    return bytes(received[:cap]).decode(response.encoding or "utf-8", errors="replace")
+    complete = False
+    try:
+        while len(received) < cap and not deadline.expired:
+            # read1 returns what one read from the socket gave, so the
+            # deadline is looked at between reads of a slow answer.
+            chunk = response.raw.read1(min(READ_CHUNK, cap - len(received)))
+            if not chunk:
+                complete = not deadline.expired
+                break
+            received += chunk
+    except (OSError, HTTPError):
+        # An answer cut short is still an answer: its start is reported.
+        logger.info("Reading the answer of %s stopped early", response.url)
+    text = bytes(received).decode(response.encoding or "utf-8", errors="replace")
+    return text, complete
+
+
+def _describe_failure(result, error, deadline):
+    refused = _find_cause(error, AddressRefused)
+    if refused is not None:
+        result.error_code = "address_refused"
+        result.error = refused.describe()
+    elif deadline.expired:
+        result.error_code = "timeout"
+        result.error = _("The exchange took longer than %(seconds)s seconds.") % {
+            "seconds": app_settings.TOTAL_TIMEOUT
+        }
+    elif isinstance(error, requests.Timeout):
+        result.error_code = "timeout"
+        result.error = _("The server did not answer in time.")
+    elif isinstance(error, requests.ConnectionError):
+        result.error_code = "connection_error"
+        result.error = _("Could not connect: %(reason)s") % {"reason": _reason(error)}
+    else:
+        result.error_code = "request_error"
+        result.error = _("The request failed: %(reason)s") % {"reason": _reason(error)}
+
+
+def _find_cause(error, kind):
+    """The exception of type `kind` among the causes of `error`, or None."""
+    pending, seen = [error], set()
+    while pending:
+        current = pending.pop()
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        nested = [*current.args, getattr(current, "reason", None)]
+        nested += [current.__cause__, current.__context__]
+        pending += [
+            cause
+            for cause in nested
+            if isinstance(cause, BaseException) and id(cause) not in seen
+        ]
+    return None
 
 
 def _reason(error):
