@@ -19,6 +19,14 @@ DEFAULTS = {
     "CONNECT_TIMEOUT": 5,
     "READ_TIMEOUT": 10,
     "RESPONSE_MAX_BYTES": 64 * 1024,
+    # Dashboard: runs shown as columns of a model's grid, runs read to count
+    # current streaks (a longer streak shows as "at least" this many), rows
+    # per page (models, and a model's runs), and most rows one export holds.
+    "DASHBOARD_RUNS": 30,
+    "DASHBOARD_HISTORY_RUNS": 100,
+    "DASHBOARD_PAGE_SIZE": 50,
+    "DASHBOARD_RUN_PAGE_SIZE": 20,
+    "DASHBOARD_EXPORT_MAX_ROWS": 10000,
 }
 
 
