@@ -3,6 +3,11 @@
 from urllib.parse import urlsplit
 
 from django import template
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 register = template.Library()
 
@@ -35,3 +40,56 @@ def http_url(value):
     if parts.scheme.lower() in ("http", "https") and parts.netloc:
         return parts.geturl()
     return ""
+
+
+# Tags rather than included templates: a page shows them once per row, and an
+# include costs a template render each time.
+
+
+@register.simple_tag
+def status_badge(status, count):
+    """A status in words with an icon: never colour alone."""
+    if status == "alerting":
+        icon, text = "▲", ngettext("%(count)d alert", "%(count)d alerts", count)
+        text %= {"count": count}
+    elif status == "passed":
+        icon, text = "✓", _("all checks passed")
+    else:
+        icon, text = "?", _("no checks reported")
+    return format_html(
+        '<span class="status status-{}"><span class="icon" aria-hidden="true">{}'
+        "</span> {}</span>",
+        status,
+        icon,
+        text,
+    )
+
+
+@register.simple_tag
+def when(value):
+    """How long ago, with the exact time beside it."""
+    if not value:
+        return "—"
+    exact = date_format(value, "Y-m-d H:i")
+    return format_html(
+        '<time datetime="{}" title="{} UTC">{}</time><span class="exact">{}</span>',
+        value.isoformat(),
+        exact,
+        _("%(since)s ago") % {"since": timesince(value, depth=1)},
+        exact,
+    )
+
+
+@register.simple_tag
+def report_link(notification):
+    """A link to the NannyML report, only when it is an http(s) address."""
+    link = http_url(notification.report_link) if notification else ""
+    if not link:
+        return ""
+    return format_html(
+        '<a href="{}" rel="noopener noreferrer" class="report-link">{}'
+        '<span class="visually-hidden"> {}</span></a>',
+        link,
+        _("Report"),
+        _("in NannyML"),
+    )

@@ -14,10 +14,14 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from django.views.generic import TemplateView
 
 from webhooks_app import envelope, history
 from webhooks_app.conf import app_settings
+from webhooks_app.history import State
 from webhooks_app.kinds import Category, Kind, kind_of
 from webhooks_app.models import MonitoredModel, Notification
 from webhooks_app.templatetags.webhooks_dashboard import http_url
@@ -211,9 +215,12 @@ class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
             for s in series
             if (not kind or s.kind == kind) and (not alerting or s.alerting_now)
         ]
-        columns = list(reversed(runs[: app_settings.DASHBOARD_RUNS]))
+        columns = grid_columns(reversed(runs[: app_settings.DASHBOARD_RUNS]))
         for row in rows:
-            row.cells = list(zip(columns, reversed(row.recent_states), strict=True))
+            states = reversed(row.recent_states)
+            cells = (c["cells"][s] for c, s in zip(columns, states, strict=True))
+            # Each cell was escaped by format_html in grid_columns.
+            row.cells_html = mark_safe("".join(cells))  # noqa: S308
         return {
             "columns": columns,
             "rows": history.sort_series(rows, sort),
@@ -241,6 +248,44 @@ class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
                 "flips": row.flips,
                 "runs": context["window"],
             }
+
+
+SYMBOLS = {State.ALERT: "■", State.OK: "□", State.NOT_REPORTED: "·"}
+
+
+def grid_columns(runs):
+    """A header for each run, and its cell's HTML in each state.
+
+    A grid has up to rows x runs cells; building the 3 per column once keeps
+    the page about as fast as a plain list.
+    """
+    labels = {state: str(state.label) for state in State}
+    columns = []
+    for run in runs:
+        started = run.notification.run_started_at
+        when = date_format(started, "Y-m-d H:i")
+        cells = {
+            state: format_html(
+                '<td class="cell cell-{}" title="{}: {}"><span aria-hidden="true">'
+                '{}</span><span class="visually-hidden">{}</span></td>',
+                state.value,
+                when,
+                labels[state],
+                SYMBOLS[state],
+                labels[state],
+            )
+            for state in State
+        }
+        columns.append(
+            {
+                "pk": run.notification.pk,
+                "when": when,
+                "day": date_format(started, "j"),
+                "month": date_format(started, "M"),
+                "cells": cells,
+            }
+        )
+    return columns
 
 
 class RunDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
