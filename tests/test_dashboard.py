@@ -4,6 +4,7 @@ import json
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core import checks
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -266,3 +267,14 @@ def test_the_number_of_queries_does_not_grow_with_the_history(client, viewer):
 
     assert few_counts == many_counts
     assert max(many_counts) <= 10
+
+
+@pytest.mark.parametrize("value", [0, -1, "30", True, None])
+def test_a_dashboard_setting_that_is_not_a_positive_number_is_reported(settings, value):
+    settings.WEBHOOKS_DASHBOARD_RUNS = value
+
+    errors = checks.run_checks()
+
+    assert [e.id for e in errors if e.id.startswith("webhooks_app.E03")] == [
+        "webhooks_app.E030"
+    ]
