@@ -69,7 +69,8 @@ MODEL_ORDERINGS = {
 class Run:
     """One run notification with the series that alerted in it."""
 
-    notification: Notification
+    pk: int
+    started_at: datetime.datetime
     alerted: frozenset
     reported_keys: frozenset
 
@@ -139,26 +140,24 @@ def load_runs(model, limit):
     notifications = list(
         Notification.objects.runs()
         .filter(model=model)
-        .defer("body")
-        .order_by("-run_started_at", "-pk")[:limit]
+        .order_by("-run_started_at", "-pk")
+        .values_list("pk", "run_started_at", "succeeded")[:limit]
     )
     if not notifications:
         return []
     alerted = defaultdict(set)
     rows = Alert.objects.filter(
-        model=model, run_started_at__gte=notifications[-1].run_started_at
+        model=model, run_started_at__gte=notifications[-1][1]
     ).values_list("notification_id", "kind", "key", "metric_name")
     for notification_id, *series_key in rows:
         alerted[notification_id].add(tuple(series_key))
-    return [
-        _run(notification, alerted[notification.pk]) for notification in notifications
-    ]
+    return [_run(*row, alerted[row[0]]) for row in notifications]
 
 
-def _run(notification, alerted):
+def _run(pk, started_at, succeeded, alerted):
     keys = {key for _kind, key, _metric in alerted}
-    keys.update(key for key in notification.succeeded if isinstance(key, str))
-    return Run(notification, frozenset(alerted), frozenset(keys))
+    keys.update(succeeded or ())  # a list of names, as the envelope checked
+    return Run(pk, started_at, frozenset(alerted), frozenset(keys))
 
 
 def model_history(model, window):
@@ -223,7 +222,7 @@ def summarize(model):
         for series_key in set().union(*(run.alerted for run in runs))
     )
     return {
-        "last_run": latest.notification if latest else None,
+        "last_run_id": latest.pk if latest else None,
         "open_alert_count": len(alerted),
         "open_performance_count": by_kind[Kind.PERFORMANCE],
         "open_drift_count": by_kind[Kind.DRIFT],
@@ -240,7 +239,7 @@ def last_alerted_at(model, runs):
 
     Only ever moves forward, so older runs beyond `runs` need not be read.
     """
-    times = [run.notification.run_started_at for run in runs if run.alerted]
+    times = [run.started_at for run in runs if run.alerted]
     if model.last_alerted_at:
         times.append(model.last_alerted_at)
     return max(times, default=None)
@@ -248,7 +247,7 @@ def last_alerted_at(model, runs):
 
 def usual_interval(runs):
     """The median time between consecutive runs, or None with fewer than two."""
-    times = [run.notification.run_started_at for run in runs]
+    times = [run.started_at for run in runs]
     gaps = [newer - older for newer, older in itertools.pairwise(times)]
     return statistics.median(gaps) if gaps else None
 

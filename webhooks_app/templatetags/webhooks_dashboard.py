@@ -3,6 +3,7 @@
 from urllib.parse import urlsplit
 
 from django import template
+from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.timesince import timesince
@@ -70,11 +71,12 @@ def when(value):
     """How long ago, with the exact time beside it."""
     if not value:
         return "—"
-    exact = date_format(value, "Y-m-d H:i")
+    local = timezone.localtime(value)
+    exact = stamp(value)
     return format_html(
-        '<time datetime="{}" title="{} UTC">{}</time><span class="exact">{}</span>',
+        '<time datetime="{}" title="{}">{}</time><span class="exact">{}</span>',
         value.isoformat(),
-        exact,
+        date_format(local, "Y-m-d H:i T"),
         _("%(since)s ago") % {"since": timesince(value, depth=1)},
         exact,
     )
@@ -93,3 +95,16 @@ def report_link(notification):
         _("Report"),
         _("in NannyML"),
     )
+
+
+@register.filter
+def stamp(value, precision="minute"):
+    """`value` in the current time zone as 2024-03-05 06:00, or 2024-03-05 (day).
+
+    A fixed numeric format needs no locale lookups, which `date` does on every
+    call: tables show many of these.
+    """
+    if not value:
+        return ""
+    local = timezone.localtime(value)
+    return f"{local:%Y-%m-%d}" if precision == "day" else f"{local:%Y-%m-%d %H:%M}"

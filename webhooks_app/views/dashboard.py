@@ -13,10 +13,12 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html
+from django.utils.html import escape
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView
 
 from webhooks_app import envelope, history
@@ -195,7 +197,7 @@ class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
             changes=history.changes_since_previous(series),
             kinds=Kind.choices,
             sorts=history.SeriesSort.choices,
-            **self._grid(runs, series),
+            **self._grid(runs, series, model.nannyml_id),
         )
         if self.request.GET.get("format") not in ("csv", "json"):
             context["page_obj"] = _page(
@@ -205,7 +207,7 @@ class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
             )
         return context
 
-    def _grid(self, runs, series):
+    def _grid(self, runs, series, model_id):
         params = self.request.GET
         kind = _choice(params.get("kind"), Kind.values, "")
         alerting = params.get("alerting") == "1"
@@ -215,11 +217,14 @@ class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
             for s in series
             if (not kind or s.kind == kind) and (not alerting or s.alerting_now)
         ]
-        columns = grid_columns(reversed(runs[: app_settings.DASHBOARD_RUNS]))
+        run_url = escape(reverse("webhooks_app:dashboard_model", args=[model_id]))
+        columns = grid_columns(
+            reversed(runs[: app_settings.DASHBOARD_RUNS]), f"{run_url}runs/"
+        )
         for row in rows:
             states = reversed(row.recent_states)
             cells = (c["cells"][s] for c, s in zip(columns, states, strict=True))
-            # Each cell was escaped by format_html in grid_columns.
+            # grid_columns builds each cell from escaped pieces.
             row.cells_html = mark_safe("".join(cells))  # noqa: S308
         return {
             "columns": columns,
@@ -253,38 +258,36 @@ class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
 SYMBOLS = {State.ALERT: "■", State.OK: "□", State.NOT_REPORTED: "·"}
 
 
-def grid_columns(runs):
+def grid_columns(runs, run_url):
     """A header for each run, and its cell's HTML in each state.
 
-    A grid has up to rows x runs cells; building the 3 per column once keeps
-    the page about as fast as a plain list.
+    A grid has up to rows x runs cells; building the 3 per column once, from
+    pieces escaped once, keeps the page about as fast as a plain list.
     """
-    labels = {state: str(state.label) for state in State}
+    labels = {state: escape(state.label) for state in State}
+    run_label = escape(_("Run"))
+    months = {}
     columns = []
     for run in runs:
-        started = run.notification.run_started_at
-        when = date_format(started, "Y-m-d H:i")
+        local = timezone.localtime(run.started_at)
+        when = f"{local:%Y-%m-%d %H:%M}"
+        if local.month not in months:
+            months[local.month] = escape(date_format(local, "M"))
+        day, month = local.day, months[local.month]
+        header = (
+            f'<th scope="col" class="run"><a href="{run_url}{run.pk}/" title="{when}">'
+            f'<span class="visually-hidden">{run_label} {when}</span>'
+            f'<span aria-hidden="true">{day}<br>{month}</span></a></th>'
+        )
         cells = {
-            state: format_html(
-                '<td class="cell cell-{}" title="{}: {}"><span aria-hidden="true">'
-                '{}</span><span class="visually-hidden">{}</span></td>',
-                state.value,
-                when,
-                labels[state],
-                SYMBOLS[state],
-                labels[state],
+            state: (
+                f'<td class="cell cell-{state.value}" title="{when}: {labels[state]}">'
+                f'<span aria-hidden="true">{SYMBOLS[state]}</span>'
+                f'<span class="visually-hidden">{labels[state]}</span></td>'
             )
             for state in State
         }
-        columns.append(
-            {
-                "pk": run.notification.pk,
-                "when": when,
-                "day": date_format(started, "j"),
-                "month": date_format(started, "M"),
-                "cells": cells,
-            }
-        )
+        columns.append({"header": mark_safe(header), "cells": cells})  # noqa: S308
     return columns
 
 
