@@ -222,6 +222,8 @@ def test_a_run_of_another_model_or_a_webhook_test_is_not_found(client, viewer):
     assert status(2, webhook_test.pk) == 404
     assert client.get("/alerts/models/2/").status_code == 404
     assert client.get("/alerts/models/99999999999999999999999/").status_code == 404
+    huge_run = "/alerts/models/1/runs/99999999999999999999999/"
+    assert client.get(huge_run).status_code == 404
 
 
 @pytest.mark.parametrize(
@@ -277,4 +279,17 @@ def test_a_dashboard_setting_that_is_not_a_positive_number_is_reported(settings,
 
     assert [e.id for e in errors if e.id.startswith("webhooks_app.E03")] == [
         "webhooks_app.E030"
+    ]
+
+
+def test_an_empty_export_still_names_its_columns(client, viewer):
+    record_runs(".")
+
+    response = client.get(
+        reverse("webhooks_app:dashboard"), {"filter": "alerting", "format": "csv"}
+    )
+
+    assert response.content.decode().splitlines() == [
+        "nannyml_id,name,last_run_started_at,status,open_alerts,performance,drift,"
+        "data_quality,other,longest_streak,stale,report_link"
     ]

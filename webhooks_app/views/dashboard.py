@@ -53,11 +53,13 @@ class ExportMixin:
     """Answer `?format=csv` or `?format=json` with `export_rows()` as a file."""
 
     export_name = "export"
+    export_fields = ()
 
     def render_to_response(self, context, **response_kwargs):
         rows_format = self.request.GET.get("format")
         if rows_format == "csv":
-            return csv_response(self.export_name, self.export_rows(context))
+            rows = self.export_rows(context)
+            return csv_response(self.export_name, self.export_fields, rows)
         if rows_format == "json":
             return json_response(self.export_name, self.export_rows(context))
         return super().render_to_response(context, **response_kwargs)
@@ -66,14 +68,13 @@ class ExportMixin:
         raise NotImplementedError
 
 
-def csv_response(name, rows):
+def csv_response(name, fields, rows):
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     writer = csv.writer(response)
-    for number, row in enumerate(rows):
-        if number == 0:
-            writer.writerow(row.keys())
-        writer.writerow(_spreadsheet_safe(value) for value in row.values())
+    writer.writerow(fields)
+    for row in rows:
+        writer.writerow(_spreadsheet_safe(row[field]) for field in fields)
     return response
 
 
@@ -116,6 +117,20 @@ def model_status(model):
 class ModelListView(DashboardAccessMixin, ExportMixin, TemplateView):
     template_name = "webhooks_app/models.html"
     export_name = "models"
+    export_fields = (
+        "nannyml_id",
+        "name",
+        "last_run_started_at",
+        "status",
+        "open_alerts",
+        "performance",
+        "drift",
+        "data_quality",
+        "other",
+        "longest_streak",
+        "stale",
+        "report_link",
+    )
 
     def get_context_data(self, **kwargs):
         params = self.request.GET
@@ -183,6 +198,19 @@ def _dashboard_model(model_id):
 
 class ModelDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
     template_name = "webhooks_app/model.html"
+    export_fields = (
+        "kind",
+        "key",
+        "metric_name",
+        "alerting_now",
+        "first_seen",
+        "last_seen",
+        "current_streak",
+        "streak_at_least",
+        "alerting_runs",
+        "flips",
+        "runs",
+    )
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -293,6 +321,7 @@ def grid_columns(runs, run_url):
 
 class RunDetailView(DashboardAccessMixin, ExportMixin, TemplateView):
     template_name = "webhooks_app/run.html"
+    export_fields = ("category", "kind", "key", "metric_name")
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
