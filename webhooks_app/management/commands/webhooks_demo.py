@@ -54,7 +54,9 @@ class Command(BaseCommand):
     def handle(self, *args, models, runs, seed, **options):
         if models < 1 or runs < 1:
             raise CommandError("--models and --runs must be at least 1.")
-        now = timezone.now().replace(minute=0, second=0, microsecond=0)
+        # Runs fall at midnight UTC, so running the command again the same day
+        # makes the same runs, which are recorded once.
+        now = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
         created = 0
         for index in range(models):
             rng = random.Random(seed * 1000 + index)  # noqa: S311 (demo data)
