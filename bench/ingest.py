@@ -24,7 +24,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOADS = ROOT / "tests" / "payloads"
-TOKEN = "bench-inbound-token"  # noqa: S105
+TOKEN = "bench-inbound-token"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_NAME = "webhooks_bench_ingest"
 CLIENTS = 16
@@ -77,7 +77,9 @@ def prepare(database_url, env):
         with sqlite3.connect(database_url.removeprefix("sqlite:///")) as db:
             db.execute(ddl.format(pk="INTEGER PRIMARY KEY AUTOINCREMENT"))
     else:
-        with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as db:
+        with psycopg.connect(
+            database_url.replace("postgres://", "postgresql://")
+        ) as db:
             db.execute(ddl.format(pk="BIGSERIAL PRIMARY KEY"))
 
 

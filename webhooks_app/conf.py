@@ -28,6 +28,14 @@ DEFAULTS = {
     # Fernet keys that encrypt secrets at rest, newest first; the first
     # encrypts, all decrypt. See webhooks_app/crypto.py.
     "ENCRYPTION_KEYS": [],
+    # Dashboard: runs shown as columns of a model's grid, runs read to count
+    # current streaks (a longer streak shows as "at least" this many), rows
+    # per page (models, and a model's runs), and most rows one export holds.
+    "DASHBOARD_RUNS": 30,
+    "DASHBOARD_HISTORY_RUNS": 100,
+    "DASHBOARD_PAGE_SIZE": 50,
+    "DASHBOARD_RUN_PAGE_SIZE": 20,
+    "DASHBOARD_EXPORT_MAX_ROWS": 10000,
 }
 
 

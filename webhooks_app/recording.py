@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from webhooks_app import envelope
+from webhooks_app import envelope, history
 from webhooks_app.kinds import Category, kind_of
 from webhooks_app.models import Alert, MonitoredModel, Notification
 from webhooks_app.models.notifications import WEBHOOK_TEST
@@ -59,6 +59,7 @@ def record_notification(data, *, body=None, source=Notification.Source.HOST):
             )
             return RecordResult(existing, created=False)
         _create_alerts(notification, parsed)
+        _refresh_model_summary(notification)
         _after_recording(notification)
 
     logger.info(
@@ -118,6 +119,20 @@ def _create_alerts(notification, parsed):
         )
         for alert in parsed.alerts
     )
+
+
+def _refresh_model_summary(notification):
+    """Recompute the dashboard summary of the notification's model.
+
+    Computed afresh from the history rather than adjusted, so a late old run
+    cannot overwrite newer state. The row lock makes concurrent recordings for
+    one model take turns; the later one then reads the earlier one's rows.
+    """
+    if notification.is_test:
+        return
+    model = MonitoredModel.objects.select_for_update().get(pk=notification.model_id)
+    summary = history.summarize(model)
+    MonitoredModel.objects.filter(pk=model.pk).update(**summary)
 
 
 def _after_recording(notification):

@@ -15,6 +15,32 @@ class MonitoredModel(models.Model):
     last_run_started_at = models.DateTimeField(
         _("last run started"), null=True, blank=True, db_index=True
     )
+    # A summary of the recent history, kept by recording so that the models
+    # page reads one row per model; see webhooks_app.history.summarize.
+    last_run = models.ForeignKey(
+        "Notification",
+        verbose_name=_("last run"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    open_alert_count = models.PositiveIntegerField(_("open alerts"), default=0)
+    open_performance_count = models.PositiveIntegerField(
+        _("open performance alerts"), default=0
+    )
+    open_drift_count = models.PositiveIntegerField(_("open drift alerts"), default=0)
+    open_data_quality_count = models.PositiveIntegerField(
+        _("open data quality alerts"), default=0
+    )
+    open_other_count = models.PositiveIntegerField(_("open other alerts"), default=0)
+    longest_streak = models.PositiveIntegerField(_("longest current streak"), default=0)
+    last_alerted_at = models.DateTimeField(
+        _("last run with alerts started"), null=True, blank=True
+    )
+    usual_interval = models.DurationField(
+        _("usual interval between runs"), null=True, blank=True
+    )
 
     class Meta:
         verbose_name = _("monitored model")
