@@ -1,5 +1,6 @@
 """Settings of the demo site, read from the environment and from `.env`."""
 
+import os
 from pathlib import Path
 
 import environ
@@ -134,6 +135,21 @@ TASKS = {
 WEBHOOKS_INBOUND_TOKEN = env.str("WEBHOOKS_INBOUND_TOKEN", default="")
 WEBHOOKS_SITE_URL = env.str("WEBHOOKS_SITE_URL", default="http://localhost:8000")
 WEBHOOKS_ENCRYPTION_KEYS = env.list("WEBHOOKS_ENCRYPTION_KEYS", default=[])
+WEBHOOKS_INBOUND_SIGNING_SECRET = env.str("WEBHOOKS_INBOUND_SIGNING_SECRET", default="")
+# Delivery timing, when the environment sets it (e.g. WEBHOOKS_RETRY_SCHEDULE=0,5,300).
+if "WEBHOOKS_RETRY_SCHEDULE" in os.environ:
+    WEBHOOKS_RETRY_SCHEDULE = env.list("WEBHOOKS_RETRY_SCHEDULE", cast=float)
+for _name in (
+    "RETRY_JITTER",
+    "SWEEP_INTERVAL",
+    "STALE_AFTER",
+    "LEASE_MARGIN",
+    "DISABLE_AFTER",
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+):
+    if f"WEBHOOKS_{_name}" in os.environ:
+        globals()[f"WEBHOOKS_{_name}"] = env.float(f"WEBHOOKS_{_name}")
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -40,6 +40,15 @@ class InboundToken(models.Model):
     revoked_at = models.DateTimeField(
         _("revoked"), null=True, blank=True, editable=False
     )
+    # TODO: keep the secret in an encrypted field, like webhook header values.
+    signing_secret = models.TextField(
+        _("signing secret"),
+        blank=True,
+        help_text=_(
+            "A whsec_… secret. When set, requests may be signed with Standard "
+            "Webhooks headers instead of sending the token."
+        ),
+    )
 
     objects = InboundTokenQuerySet.as_manager()
 
@@ -65,3 +74,23 @@ class InboundToken(models.Model):
     def revoke(self):
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+class InboundMessage(models.Model):
+    """A webhook-id seen on a signed inbound request, so a repeat is dropped.
+
+    Kept only as long as a signature's timestamp is accepted; older ids could
+    not pass the timestamp check anyway.
+    """
+
+    message_id = models.CharField(_("message id"), max_length=255, unique=True)
+    received_at = models.DateTimeField(
+        _("received"), default=timezone.now, db_index=True
+    )
+
+    class Meta:
+        verbose_name = _("signed inbound message")
+        verbose_name_plural = _("signed inbound messages")
+
+    def __str__(self):
+        return self.message_id
