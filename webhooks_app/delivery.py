@@ -98,13 +98,14 @@ def enqueue(delivery_ids, run_after=None):
 def schedule_sweep():
     """Have a sweep run within SWEEP_INTERVAL; a no-op when one is due already.
 
-    The cache only saves enqueuing a sweep per call: with a per-process cache
-    each process schedules its own, which does no harm.
+    The key lives a little shorter than the interval: while it is there, the
+    sweep that set it has a successor still waiting. With a per-process cache
+    each process keeps its own chain of sweeps, which does no harm.
     """
     from webhooks_app.tasks import sweep
 
     interval = app_settings.SWEEP_INTERVAL
-    if not cache.add(SWEEP_KEY, True, timeout=max(1, int(interval / 2))):
+    if not cache.add(SWEEP_KEY, True, timeout=interval * 0.9):
         return
     run_after = timezone.now() + datetime.timedelta(seconds=interval)
     sweep.using(run_after=run_after).enqueue()

@@ -85,9 +85,7 @@ class DeliveryAttempt(models.Model):
         related_name="attempts",
     )
     number = models.PositiveIntegerField(_("attempt"), default=1)
-    started_at = models.DateTimeField(
-        _("started"), default=timezone.now, db_index=True
-    )
+    started_at = models.DateTimeField(_("started"), default=timezone.now, db_index=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
     request_headers = models.JSONField(_("request headers"), default=dict)
     status_code = models.PositiveSmallIntegerField(
