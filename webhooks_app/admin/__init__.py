@@ -1,1 +1,1 @@
-from webhooks_app.admin import inbound, notifications  # noqa: F401
+from webhooks_app.admin import deliveries, inbound, notifications  # noqa: F401
