@@ -1,11 +1,22 @@
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from webhooks_app.signing import SECRET_PREFIX, is_valid_secret
+
 TOKEN_PREFIX = "whin_"  # noqa: S105  (a marker, not a secret)
+
+
+def validate_signing_secret(value):
+    if value and not (value.startswith(SECRET_PREFIX) and is_valid_secret(value)):
+        raise ValidationError(
+            _("Enter a secret of the form whsec_ followed by base64 text."),
+            code="invalid_signing_secret",
+        )
 
 
 def hash_token(token):
@@ -44,9 +55,10 @@ class InboundToken(models.Model):
     signing_secret = models.TextField(
         _("signing secret"),
         blank=True,
+        validators=[validate_signing_secret],
         help_text=_(
-            "A whsec_… secret. When set, requests may be signed with Standard "
-            "Webhooks headers instead of sending the token."
+            "A whsec_… secret. When set, every request with this token must "
+            "also be signed with it (Standard Webhooks headers)."
         ),
     )
 
@@ -84,6 +96,14 @@ class InboundMessage(models.Model):
     """
 
     message_id = models.CharField(_("message id"), max_length=255, unique=True)
+    notification = models.ForeignKey(
+        "webhooks_app.Notification",
+        verbose_name=_("notification"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     received_at = models.DateTimeField(
         _("received"), default=timezone.now, db_index=True
     )
