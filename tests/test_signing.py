@@ -3,7 +3,6 @@ import json
 import time
 
 import pytest
-from django.core import checks
 from django.core.management import call_command
 from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
@@ -11,6 +10,7 @@ from standardwebhooks import Webhook as StandardWebhook
 from tests.conftest import load_payload
 from webhooks_app import delivery as delivering
 from webhooks_app import signing
+from webhooks_app.checks import check_settings
 from webhooks_app.models import (
     Delivery,
     DeliveryAttempt,
@@ -278,6 +278,6 @@ def test_prune_deletes_old_attempts_only(settings):
 def test_checks_report_bad_delivery_settings(settings, name, value, check_id):
     setattr(settings, f"WEBHOOKS_{name}", value)
 
-    found = [message.id for message in checks.run_checks()]
+    found = [message.id for message in check_settings()]
 
     assert check_id in found
