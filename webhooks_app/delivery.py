@@ -43,6 +43,7 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 BUSY_RECHECK = datetime.timedelta(seconds=0.2)
 SWEEP_KEY = "webhooks_app:delivery-sweep"
 SWEEP_BATCH = 500
+PUT_OFF_PRIORITY = -10
 
 
 def secret_header_names(webhook, headers):
@@ -87,10 +88,15 @@ def create_deliveries(notification):
     return deliveries
 
 
-def enqueue(delivery_ids, run_after=None):
+def enqueue(delivery_ids, run_after=None, put_off=False):
+    """Enqueue a `deliver` task per id; put-off ones go behind the others."""
     from webhooks_app.tasks import deliver
 
     task = deliver.using(run_after=run_after) if run_after else deliver
+    if put_off and task.get_backend().supports_priority:
+        # So a backlog for a busy or paused webhook waits behind the work for
+        # the others, instead of coming round again and again ahead of it.
+        task = task.using(priority=PUT_OFF_PRIORITY)
     for delivery_id in delivery_ids:
         task.enqueue(delivery_id)
 
@@ -234,7 +240,7 @@ def _put_off(delivery, webhook, now):
         wait = min(max(BUSY_RECHECK, running_for), busy_until - now)
         run_at = now + max(wait, BUSY_RECHECK)
     ids = [delivery.pk]
-    transaction.on_commit(lambda: enqueue(ids, run_after=run_at))
+    transaction.on_commit(lambda: enqueue(ids, run_after=run_at, put_off=True))
 
 
 def _finish_disabled(delivery, now):
