@@ -440,3 +440,24 @@ def test_filters_pick_the_webhooks_that_match():
     assert names(with_alerts) == {"everything", "alerts", "this model"}
     assert names(without) == {"everything", "this model"}
     assert everything and alerts_only and other_type
+
+
+@pytest.mark.django_db
+def test_enabling_a_disabled_webhook_again_forgets_its_failures(fast):
+    webhook = make_webhook("https://example.com/hook")
+    Webhook.objects.filter(pk=webhook.pk).update(
+        enabled=False,
+        disabled_at=timezone.now(),
+        disabled_reason="Every delivery failed for 5 days.",
+        failing_since=timezone.now() - datetime.timedelta(days=5),
+        consecutive_failures=30,
+    )
+    webhook.refresh_from_db()
+
+    webhook.enabled = True
+    webhook.save()
+
+    webhook.refresh_from_db()
+    assert webhook.enabled
+    assert (webhook.disabled_at, webhook.disabled_reason) == (None, "")
+    assert (webhook.failing_since, webhook.consecutive_failures) == (None, 0)

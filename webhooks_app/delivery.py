@@ -22,7 +22,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
-from django.dispatch import Signal
+from django.db.models.signals import pre_save
+from django.dispatch import Signal, receiver
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -50,6 +51,18 @@ def secret_header_names(webhook, headers):
     """Header names whose values are masked in recorded attempts."""
     # Every configured header counts as secret, auth included.
     return frozenset(headers)
+
+
+@receiver(pre_save, sender=Webhook)
+def forget_failures_when_enabled(sender, instance, raw=False, **kwargs):
+    """A webhook enabled again starts with a clean record."""
+    if raw or not instance.enabled or instance.disabled_at is None:
+        return
+    instance.disabled_at = None
+    instance.disabled_reason = ""
+    instance.failing_since = None
+    instance.consecutive_failures = 0
+    instance.paused_until = None
 
 
 # Creating and enqueuing
@@ -175,8 +188,20 @@ def deliver(delivery_id):
     delivery = _claim(delivery_id, now)
     if delivery is None:
         return None
-    request = build_request(delivery, now)
-    result = outbound.send(request)
+    try:
+        request = build_request(delivery, now)
+    except Exception:
+        # Our own failure (say, a header that cannot be decrypted): logged
+        # with its traceback, and retried like a network error.
+        logger.exception("Could not prepare delivery %s", delivery.pk)
+        request = outbound.OutboundRequest(url=delivery.webhook.url, body=b"")
+        result = outbound.OutboundResult(
+            request=request,
+            error_code="internal_error",
+            error=gettext("The request could not be prepared; see the site's log."),
+        )
+    else:
+        result = outbound.send(request)
     return _record(delivery, request, result)
 
 
