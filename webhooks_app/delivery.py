@@ -44,7 +44,7 @@ RETRYABLE_STATUS = frozenset({408, 425, 429})
 BUSY_RECHECK = datetime.timedelta(seconds=0.2)
 SWEEP_KEY = "webhooks_app:delivery-sweep"
 SWEEP_BATCH = 500
-PUT_OFF_PRIORITY = -10
+BEHIND_PRIORITY = -10
 
 
 def secret_header_names(webhook, headers):
@@ -101,15 +101,16 @@ def create_deliveries(notification):
     return deliveries
 
 
-def enqueue(delivery_ids, run_after=None, put_off=False):
-    """Enqueue a `deliver` task per id; put-off ones go behind the others."""
+def enqueue(delivery_ids, run_after=None, behind=False):
+    """Enqueue a `deliver` task per id; `behind` ones wait behind first tries."""
     from webhooks_app.tasks import deliver
 
     task = deliver.using(run_after=run_after) if run_after else deliver
-    if put_off and task.get_backend().supports_priority:
-        # So a backlog for a busy or paused webhook waits behind the work for
-        # the others, instead of coming round again and again ahead of it.
-        task = task.using(priority=PUT_OFF_PRIORITY)
+    if behind and task.get_backend().supports_priority:
+        # Retries and deliveries put off for a busy or paused webhook yield to
+        # first attempts, so a failing webhook's backlog does not come round
+        # again and again ahead of the healthy webhooks' work.
+        task = task.using(priority=BEHIND_PRIORITY)
     for delivery_id in delivery_ids:
         task.enqueue(delivery_id)
 
@@ -250,8 +251,10 @@ def _lease_webhook(webhook, now, lease_end):
 
 
 def _put_off(delivery, webhook, now):
-    """Wait for a paused webhook's pause to end, or a busy one's attempt."""
-    webhook.refresh_from_db(fields=["paused_until", "busy_until"])
+    """Wait for a paused webhook's pause to end, or a busy one's attempt.
+
+    `webhook` is as read with the delivery, a moment ago: close enough.
+    """
     if webhook.paused_until and webhook.paused_until > now:
         # Spread the wake-ups, so a backlog does not all come due at once.
         pause = (webhook.paused_until - now).total_seconds()
@@ -265,7 +268,7 @@ def _put_off(delivery, webhook, now):
         wait = min(max(BUSY_RECHECK, running_for), busy_until - now)
         run_at = now + max(wait, BUSY_RECHECK)
     ids = [delivery.pk]
-    transaction.on_commit(lambda: enqueue(ids, run_after=run_at, put_off=True))
+    transaction.on_commit(lambda: enqueue(ids, run_after=run_at, behind=True))
 
 
 def _finish_disabled(delivery, now):
@@ -359,7 +362,7 @@ def _finish(delivery, outcome, now):
         delivery.finished_at = None
         ids = [delivery.pk]
         run_at = delivery.next_attempt_at
-        transaction.on_commit(lambda: enqueue(ids, run_after=run_at))
+        transaction.on_commit(lambda: enqueue(ids, run_after=run_at, behind=True))
     else:
         delivery.finished_at = now
         delivery.next_attempt_at = None
