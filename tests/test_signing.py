@@ -4,6 +4,7 @@ import time
 
 import pytest
 from django.core.management import call_command
+from django.urls import reverse
 from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
 
@@ -281,3 +282,66 @@ def test_checks_report_bad_delivery_settings(settings, name, value, check_id):
     found = [message.id for message in check_settings()]
 
     assert check_id in found
+
+
+# The inbound token's signing secret in the admin
+
+
+@pytest.fixture
+def token_with_secret(db):
+    token = InboundToken(name="upstream", signing_secret=SECRET)
+    token.set_new_token()
+    token.save()
+    return token
+
+
+def change_token(admin_client, token, **data):
+    return admin_client.post(
+        reverse("admin:webhooks_app_inboundtoken_change", args=[token.pk]),
+        {"name": token.name, "signing_secret": "", **data},
+    )
+
+
+@pytest.mark.django_db
+def test_the_token_page_never_shows_the_signing_secret(admin_client, token_with_secret):
+    page = admin_client.get(
+        reverse("admin:webhooks_app_inboundtoken_change", args=[token_with_secret.pk])
+    )
+
+    assert page.status_code == 200
+    assert SECRET not in page.content.decode()
+    assert SECRET.removeprefix("whsec_") not in page.content.decode()
+
+
+@pytest.mark.django_db
+def test_saving_a_token_without_a_secret_keeps_the_one_it_has(
+    admin_client, token_with_secret
+):
+    response = change_token(admin_client, token_with_secret, name="renamed")
+
+    token_with_secret.refresh_from_db()
+    assert response.status_code == 302
+    assert (token_with_secret.name, token_with_secret.signing_secret) == (
+        "renamed",
+        SECRET,
+    )
+
+
+@pytest.mark.django_db
+def test_a_token_secret_can_be_removed_or_replaced_but_not_with_nonsense(
+    admin_client, token_with_secret
+):
+    other = signing.generate_secret()
+
+    nonsense = change_token(admin_client, token_with_secret, signing_secret="x" * 10)
+    replaced = change_token(admin_client, token_with_secret, signing_secret=other)
+    token_with_secret.refresh_from_db()
+    kept = token_with_secret.signing_secret
+    removed = change_token(admin_client, token_with_secret, remove_signing_secret="on")
+    token_with_secret.refresh_from_db()
+
+    assert nonsense.status_code == 200
+    assert "whsec_" in nonsense.context["adminform"].form.errors["signing_secret"][0]
+    assert replaced.status_code == removed.status_code == 302
+    assert kept == other
+    assert token_with_secret.signing_secret == ""
