@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from tests.conftest import load_payload
+from tests.conftest import load_payload, screenshot
 from webhooks_app.admin.deliveries import WebhookDeliveryAdminMixin
 from webhooks_app.models import Delivery, DeliveryAttempt, Webhook
 from webhooks_app.recording import record_notification
@@ -239,3 +239,33 @@ def test_the_webhook_page_has_a_delivery_section_without_the_secret(
     assert webhook.signing_secret[-4:] in shown[0]
     assert "410 Gone" in shown[1]
     assert f"webhook__id__exact={webhook.pk}" in shown[2]
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_admin_resends_failed_deliveries_in_the_browser(
+    live_server, page, admin_user, webhooks
+):
+    Webhook.objects.update(enabled=True)
+    record_day(1)
+    Delivery.objects.update(
+        status=Delivery.Status.GAVE_UP,
+        finished_at=timezone.now(),
+        next_attempt_at=None,
+        attempt_count=8,
+    )
+
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/webhooks_app/delivery/")
+    page.fill("#id_username", "admin")
+    page.fill("#id_password", "password")
+    page.click("input[type=submit]")
+    page.click("text=Resend failed deliveries")
+    page.select_option("#id_webhook", label="alpha")
+    page.fill("#id_since", "2000-01-01 00:00")
+    screenshot(page, "admin-resend-failed")
+    page.click("input[type=submit]")
+
+    assert "Queued 1 failed delivery to alpha again." in page.content()
+    statuses = dict(Delivery.objects.values_list("webhook__name", "status"))
+    assert statuses == {"alpha": "pending", "beta": "gave_up"}
+    screenshot(page, "admin-deliveries")
