@@ -264,8 +264,9 @@ def test_an_admin_resends_failed_deliveries_in_the_browser(
     page.fill("#id_since", "2000-01-01 00:00")
     screenshot(page, "admin-resend-failed")
     page.click("input[type=submit]")
+    message = page.locator(".messagelist li").inner_text()
 
-    assert "Queued 1 failed delivery to alpha again." in page.content()
+    assert message == "Queued 1 failed delivery to alpha again."
     statuses = dict(Delivery.objects.values_list("webhook__name", "status"))
     assert statuses == {"alpha": "pending", "beta": "gave_up"}
     screenshot(page, "admin-deliveries")
