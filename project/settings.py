@@ -2,6 +2,7 @@
 
 import base64
 import hashlib
+import os
 from pathlib import Path
 
 import environ
@@ -145,6 +146,21 @@ if DEBUG and not WEBHOOKS_ENCRYPTION_KEYS:
             hashlib.sha256(b"webhooks_app encryption:" + SECRET_KEY.encode()).digest()
         ).decode()
     ]
+WEBHOOKS_INBOUND_SIGNING_SECRET = env.str("WEBHOOKS_INBOUND_SIGNING_SECRET", default="")
+# Delivery timing, when the environment sets it (e.g. WEBHOOKS_RETRY_SCHEDULE=0,5,300).
+if "WEBHOOKS_RETRY_SCHEDULE" in os.environ:
+    WEBHOOKS_RETRY_SCHEDULE = env.list("WEBHOOKS_RETRY_SCHEDULE", cast=float)
+for _name in (
+    "RETRY_JITTER",
+    "SWEEP_INTERVAL",
+    "STALE_AFTER",
+    "LEASE_MARGIN",
+    "DISABLE_AFTER",
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+):
+    if f"WEBHOOKS_{_name}" in os.environ:
+        globals()[f"WEBHOOKS_{_name}"] = env.float(f"WEBHOOKS_{_name}")
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

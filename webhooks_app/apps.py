@@ -8,4 +8,7 @@ class WebhooksAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from webhooks_app import checks  # noqa: F401  (registers the checks)
+        from webhooks_app import (
+            checks,  # noqa: F401  (registers the checks)
+            delivery,  # noqa: F401  (connects its receivers)
+        )

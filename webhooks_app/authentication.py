@@ -27,6 +27,13 @@ class InboundCredential:
     token: InboundToken | None = None
 
     @property
+    def signing_secret(self):
+        """The whsec_ secret that signs this sender's requests, if it has one."""
+        if self.token is None:
+            return app_settings.INBOUND_SIGNING_SECRET
+        return self.token.signing_secret
+
+    @property
     def label(self):
         return "settings token" if self.token is None else f"token {self.token.pk}"
 

@@ -36,6 +36,27 @@ DEFAULTS = {
     "DASHBOARD_PAGE_SIZE": 50,
     "DASHBOARD_RUN_PAGE_SIZE": 20,
     "DASHBOARD_EXPORT_MAX_ROWS": 10000,
+    # Delivery: seconds to wait before each attempt, the first being the
+    # initial send; each wait varies by RETRY_JITTER (a fraction) either way.
+    "RETRY_SCHEDULE": (0, 5, 300, 1800, 7200, 18000, 36000, 36000),
+    "RETRY_JITTER": 0.2,
+    # Longest Retry-After, in seconds, that a webhook server can ask for.
+    "RETRY_AFTER_MAX": 36000,
+    # A webhook whose every attempt failed for this many seconds is disabled.
+    "DISABLE_AFTER": 5 * 24 * 3600,
+    # The sweep runs every SWEEP_INTERVAL seconds while deliveries are
+    # pending and sends again any that are STALE_AFTER seconds past due.
+    "SWEEP_INTERVAL": 60,
+    "STALE_AFTER": 300,
+    # Seconds an attempt may run beyond its connect and read timeouts before
+    # it counts as lost.
+    "LEASE_MARGIN": 30,
+    # Days that delivery attempts are kept by `manage.py webhooks_prune_attempts`.
+    "ATTEMPTS_KEEP_DAYS": 30,
+    # Signed inbound requests: the whsec_ secret for the INBOUND_TOKEN, and
+    # how far, in seconds, webhook-timestamp may be from now.
+    "INBOUND_SIGNING_SECRET": "",
+    "SIGNATURE_TOLERANCE": 300,
 }
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from webhooks_app import envelope, history
+from webhooks_app import delivery, envelope, history
 from webhooks_app.kinds import Category, kind_of
 from webhooks_app.models import Alert, MonitoredModel, Notification
 from webhooks_app.models.notifications import WEBHOOK_TEST
@@ -137,3 +137,4 @@ def _refresh_model_summary(notification):
 
 def _after_recording(notification):
     """Work that belongs in the recording transaction besides the rows above."""
+    delivery.create_deliveries(notification)

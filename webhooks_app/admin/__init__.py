@@ -1,1 +1,6 @@
-from webhooks_app.admin import inbound, notifications, webhooks  # noqa: F401
+from webhooks_app.admin import (  # noqa: F401
+    deliveries,
+    inbound,
+    notifications,
+    webhooks,
+)

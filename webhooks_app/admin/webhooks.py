@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from webhooks_app import crypto
+from webhooks_app.admin.deliveries import WebhookDeliveryAdminMixin
 from webhooks_app.models import Webhook, WebhookHeader
 from webhooks_app.models.webhooks import default_notification_types
 from webhooks_app.outbound import mask, mask_url
@@ -315,7 +316,7 @@ class WebhookForm(forms.ModelForm):
 
 
 @admin.register(Webhook)
-class WebhookAdmin(admin.ModelAdmin):
+class WebhookAdmin(WebhookDeliveryAdminMixin, admin.ModelAdmin):
     form = WebhookForm
     change_form_template = "admin/webhooks_app/webhook/change_form.html"
     inlines = [WebhookHeaderInline]
@@ -329,7 +330,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_filter = ["enabled"]
     search_fields = ["name", "url"]
     autocomplete_fields = ["monitored_models"]
-    actions = ["validate_selected"]
+    actions = ["validate_selected", "rotate_signing_secret"]
     readonly_fields = ["validated_at", "validation_status_code", "validation_summary"]
     fieldsets = [
         (None, {"fields": ["name", "url", "enabled"]}),

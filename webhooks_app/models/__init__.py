@@ -1,5 +1,5 @@
 from webhooks_app.models.deliveries import Delivery, DeliveryAttempt
-from webhooks_app.models.inbound import InboundToken
+from webhooks_app.models.inbound import InboundMessage, InboundToken
 from webhooks_app.models.notifications import Alert, MonitoredModel, Notification
 from webhooks_app.models.webhooks import Webhook, WebhookHeader
 
@@ -7,6 +7,7 @@ __all__ = [
     "Alert",
     "Delivery",
     "DeliveryAttempt",
+    "InboundMessage",
     "InboundToken",
     "MonitoredModel",
     "Notification",

@@ -1,3 +1,5 @@
+import uuid
+
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -13,6 +15,9 @@ class Delivery(models.Model):
         PENDING = "pending", _("Pending")
         DELIVERED = "delivered", _("Delivered")
         FAILED = "failed", _("Failed")
+        GAVE_UP = "gave_up", _("Gave up")
+
+    FINAL = (Status.DELIVERED, Status.FAILED, Status.GAVE_UP)
 
     notification = models.ForeignKey(
         Notification,
@@ -30,9 +35,22 @@ class Delivery(models.Model):
         _("status"), max_length=16, choices=Status, default=Status.PENDING
     )
     attempt_count = models.PositiveIntegerField(_("attempts"), default=0)
+    # attempt_count when the delivery was last resent: the retry schedule
+    # starts over from there.
+    retry_base = models.PositiveIntegerField(default=0, editable=False)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Sent as webhook-id, the same on every attempt, so receivers drop repeats.
+    message_id = models.UUIDField(
+        _("message id"), default=uuid.uuid4, unique=True, editable=False
+    )
+    # While an attempt runs; a worker that dies lets it lapse, and the sweep
+    # then sends the delivery again.
+    locked_until = models.DateTimeField(
+        _("in flight until"), null=True, blank=True, editable=False
+    )
+    last_error = models.CharField(_("last error"), max_length=500, blank=True)
 
     class Meta:
         verbose_name = _("delivery")
@@ -43,19 +61,31 @@ class Delivery(models.Model):
                 fields=["notification", "webhook"], name="webhooks_delivery_once"
             )
         ]
+        indexes = [
+            models.Index(
+                fields=["status", "next_attempt_at"], name="webhooks_delivery_due"
+            ),
+            models.Index(
+                fields=["webhook", "status", "finished_at"],
+                name="webhooks_delivery_outcome",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.notification} → {self.webhook}"
 
 
 class DeliveryAttempt(models.Model):
+    """One try at a delivery, with what was sent and what came back."""
+
     delivery = models.ForeignKey(
         Delivery,
         verbose_name=_("delivery"),
         on_delete=models.CASCADE,
         related_name="attempts",
     )
-    started_at = models.DateTimeField(_("started"), default=timezone.now)
+    number = models.PositiveIntegerField(_("attempt"), default=1)
+    started_at = models.DateTimeField(_("started"), default=timezone.now, db_index=True)
     duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
     request_headers = models.JSONField(_("request headers"), default=dict)
     status_code = models.PositiveSmallIntegerField(

@@ -1,11 +1,23 @@
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from webhooks_app.crypto import EncryptedTextField
+from webhooks_app.signing import SECRET_PREFIX, is_valid_secret
+
 TOKEN_PREFIX = "whin_"  # noqa: S105  (a marker, not a secret)
+
+
+def validate_signing_secret(value):
+    if value and not (value.startswith(SECRET_PREFIX) and is_valid_secret(value)):
+        raise ValidationError(
+            _("Enter a secret of the form whsec_ followed by base64 text."),
+            code="invalid_signing_secret",
+        )
 
 
 def hash_token(token):
@@ -40,6 +52,15 @@ class InboundToken(models.Model):
     revoked_at = models.DateTimeField(
         _("revoked"), null=True, blank=True, editable=False
     )
+    signing_secret = EncryptedTextField(
+        _("signing secret"),
+        blank=True,
+        validators=[validate_signing_secret],
+        help_text=_(
+            "A whsec_… secret. When set, every request with this token must "
+            "also be signed with it (Standard Webhooks headers)."
+        ),
+    )
 
     objects = InboundTokenQuerySet.as_manager()
 
@@ -65,3 +86,31 @@ class InboundToken(models.Model):
     def revoke(self):
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+
+class InboundMessage(models.Model):
+    """A webhook-id seen on a signed inbound request, so a repeat is dropped.
+
+    Kept only as long as a signature's timestamp is accepted; older ids could
+    not pass the timestamp check anyway.
+    """
+
+    message_id = models.CharField(_("message id"), max_length=255, unique=True)
+    notification = models.ForeignKey(
+        "webhooks_app.Notification",
+        verbose_name=_("notification"),
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    received_at = models.DateTimeField(
+        _("received"), default=timezone.now, db_index=True
+    )
+
+    class Meta:
+        verbose_name = _("signed inbound message")
+        verbose_name_plural = _("signed inbound messages")
+
+    def __str__(self):
+        return self.message_id

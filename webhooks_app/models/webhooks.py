@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from webhooks_app.crypto import EncryptedTextField
 from webhooks_app.models.notifications import RUN_COMPLETED, MonitoredModel
+from webhooks_app.signing import generate_secret
 
 # RFC 9110 section 5.6.2: a header name is a "token".
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -150,6 +151,35 @@ class Webhook(models.Model):
         _("created"), default=timezone.now, editable=False
     )
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    # Delivery: signing secrets, automatic disabling and the failure streak.
+    signing_secret = EncryptedTextField(
+        _("signing secret"), blank=True, default=generate_secret, editable=False
+    )
+    previous_signing_secret = EncryptedTextField(
+        _("previous signing secret"), blank=True, editable=False
+    )
+    previous_secret_expires_at = models.DateTimeField(
+        _("previous secret signs until"), null=True, blank=True, editable=False
+    )
+    disabled_reason = models.CharField(
+        _("disabled because"), max_length=255, blank=True, editable=False
+    )
+    disabled_at = models.DateTimeField(
+        _("disabled"), null=True, blank=True, editable=False
+    )
+    failing_since = models.DateTimeField(
+        _("failing since"), null=True, blank=True, editable=False
+    )
+    consecutive_failures = models.PositiveIntegerField(
+        _("failed attempts in a row"), default=0, editable=False
+    )
+    paused_until = models.DateTimeField(
+        _("paused until"), null=True, blank=True, editable=False
+    )
+    busy_until = models.DateTimeField(
+        _("attempt in flight until"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("webhook")

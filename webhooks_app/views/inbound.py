@@ -3,14 +3,16 @@
 import json
 import logging
 
+from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, parsers, renderers, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from webhooks_app import signing
 from webhooks_app.authentication import HasInboundCredential, InboundTokenAuthentication
 from webhooks_app.conf import app_settings
-from webhooks_app.models import Notification
+from webhooks_app.models import InboundMessage, Notification
 from webhooks_app.recording import record_notification
 
 logger = logging.getLogger("webhooks_app.inbound")
@@ -115,10 +117,47 @@ class InboundNotificationView(APIView):
         parsed = request.data
         if not parsed:
             raise exceptions.ParseError(_("The body is empty; send a JSON object."))
-        result = record_notification(
-            parsed["data"], body=parsed["raw"], source=Notification.Source.INBOUND
-        )
+        message_id = self.check_signature(request, parsed["raw"])
+        with transaction.atomic():
+            if message_id:
+                seen, created = InboundMessage.objects.get_or_create(
+                    message_id=message_id
+                )
+                if not created:
+                    return self.repeated(request, seen)
+            result = record_notification(
+                parsed["data"], body=parsed["raw"], source=Notification.Source.INBOUND
+            )
+            if message_id:
+                seen.notification = result.notification
+                seen.save(update_fields=["notification"])
         return Response(
             {"id": result.notification.pk, "duplicate": result.duplicate},
             status=status.HTTP_200_OK,
+        )
+
+    def check_signature(self, request, raw):
+        """The webhook-id of a correctly signed request, when its sender signs."""
+        secret = request.auth.signing_secret
+        if not secret:
+            return ""
+        headers = {name: request.headers.get(name, "") for name in signing.HEADERS}
+        try:
+            return signing.verify(
+                [secret],
+                headers,
+                raw.encode(),
+                tolerance=app_settings.SIGNATURE_TOLERANCE,
+            )
+        except signing.SignatureError as error:
+            raise exceptions.AuthenticationFailed(str(error), code=error.code) from None
+
+    def repeated(self, request, seen):
+        logger.info(
+            "Dropped repeated webhook-id from %s (notification %s)",
+            request.auth.label,
+            seen.notification_id,
+        )
+        return Response(
+            {"id": seen.notification_id, "duplicate": True}, status=status.HTTP_200_OK
         )

@@ -1,0 +1,463 @@
+"""Delivery with the real task worker and real HTTP servers on loopback."""
+
+import datetime
+import json
+import logging
+import subprocess
+import sys
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+from standardwebhooks import Webhook as StandardWebhook
+
+from tests.conftest import load_payload
+from tests.servers import HANG, Receiver, Reply
+from tests.workers import ROOT, TaskWorker, wait_until, worker_environment
+from webhooks_app import delivery as delivering
+from webhooks_app.models import Delivery, DeliveryAttempt, MonitoredModel, Webhook
+from webhooks_app.recording import record_notification
+
+# Short waits, for the worker processes and for this one alike.
+FAST = {
+    "RETRY_SCHEDULE": [0, 0.3, 0.3, 0.3, 0.3],
+    "RETRY_JITTER": 0.2,
+    "SWEEP_INTERVAL": 0.5,
+    "STALE_AFTER": 1,
+    "LEASE_MARGIN": 0.5,
+    "CONNECT_TIMEOUT": 1,
+    "READ_TIMEOUT": 1.5,
+}
+
+
+@pytest.fixture
+def fast(settings):
+    for name, value in FAST.items():
+        setattr(settings, f"WEBHOOKS_{name}", value)
+    cache.clear()
+    return dict(FAST)
+
+
+def make_webhook(url, name="hook", **fields):
+    return Webhook.objects.create(name=name, url=url, enabled=True, **fields)
+
+
+def run_payload(started_at="2024-01-25T14:04:10", model_id=28740, alerts=True):
+    payload = load_payload(
+        "run_completed_seed" if alerts else "run_completed_no_alerts"
+    )
+    payload["header"]["model_id"] = model_id
+    payload["payload"]["run"]["started_at"] = started_at
+    return payload
+
+
+def status_of(delivery):
+    return Delivery.objects.values_list("status", flat=True).get(pk=delivery.pk)
+
+
+def only_delivery():
+    return Delivery.objects.select_related("webhook").get()
+
+
+# With the real worker
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_500s_then_200_is_delivered_once_after_four_attempts(fast, receiver):
+    receiver.script(Reply(500), Reply(500), Reply(500), Reply(200))
+    make_webhook(receiver.url)
+
+    with TaskWorker(fast):
+        record_notification(run_payload())
+        delivered = wait_until(
+            lambda: status_of(only_delivery()) == Delivery.Status.DELIVERED
+        )
+
+    delivery = only_delivery()
+    assert delivered
+    assert delivery.attempt_count == 4
+    assert [a.status_code for a in delivery.attempts.order_by("number")] == [
+        500,
+        500,
+        500,
+        200,
+    ]
+    assert len(receiver.requests) == 4
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_down_at_first_gets_the_notification_once_it_is_up(fast):
+    with Receiver() as placeholder:
+        port, url = placeholder.port, placeholder.url
+    make_webhook(url)
+
+    with TaskWorker(fast):
+        record_notification(run_payload())
+        refused = wait_until(lambda: DeliveryAttempt.objects.count() >= 2)
+        with Receiver(port=port) as receiver:
+            delivered = wait_until(
+                lambda: status_of(only_delivery()) == Delivery.Status.DELIVERED
+            )
+
+    assert refused
+    assert delivered
+    attempts = list(only_delivery().attempts.order_by("number"))
+    assert attempts[0].status_code is None
+    assert attempts[0].error
+    assert attempts[-1].status_code == 200
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_delivery_is_completed_after_a_restart(fast, receiver):
+    receiver.script(HANG)
+    make_webhook(receiver.url)
+    worker = TaskWorker(fast).start()
+    try:
+        record_notification(run_payload())
+        assert receiver.wait_for(1)
+        worker.kill()
+        assert status_of(only_delivery()) == Delivery.Status.PENDING
+
+        worker.start()
+        delivered = wait_until(
+            lambda: status_of(only_delivery()) == Delivery.Status.DELIVERED
+        )
+    finally:
+        worker.stop()
+
+    assert delivered
+    assert len(receiver.requests) == 2
+    ids = {r.headers["webhook-id"] for r in receiver.requests}
+    assert ids == {f"msg_{only_delivery().message_id.hex}"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_dying_between_commit_and_enqueue_loses_nothing(fast, receiver):
+    webhook = make_webhook(receiver.url)
+    # Another process records a notification and dies right after the commit,
+    # before its on-commit work (enqueuing the delivery) runs.
+    script = (
+        "import os, django; django.setup()\n"
+        "from django.db import transaction\n"
+        "from webhooks_app.recording import record_notification\n"
+        "with transaction.atomic():\n"
+        "    transaction.on_commit(lambda: os._exit(9))\n"
+        f"    record_notification({run_payload()!r})\n"
+    )
+    died = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=worker_environment(fast),
+        check=False,
+        capture_output=True,
+    )
+    assert died.returncode == 9, died.stderr.decode()[-2000:]
+    assert Delivery.objects.get().webhook == webhook
+
+    with TaskWorker(fast):
+        delivered = wait_until(
+            lambda: status_of(only_delivery()) == Delivery.Status.DELIVERED
+        )
+
+    assert delivered
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_410_gone_disables_the_webhook(fast, receiver):
+    receiver.script(Reply(410, b"gone"))
+    make_webhook(receiver.url)
+
+    with TaskWorker(fast):
+        record_notification(run_payload())
+        finished = wait_until(
+            lambda: status_of(only_delivery()) == Delivery.Status.FAILED
+        )
+
+    webhook = Webhook.objects.get()
+    assert finished
+    assert not webhook.enabled
+    assert "410" in webhook.disabled_reason
+    assert webhook.disabled_at is not None
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_webhook_does_not_hold_back_the_others(fast):
+    # After its first failure the hanging webhook pauses for a minute.
+    patient = {**fast, "RETRY_SCHEDULE": [0, 60]}
+    with Receiver() as healthy, Receiver(default=HANG) as hanging:
+        make_webhook(healthy.url, name="healthy")
+        make_webhook(hanging.url, name="hanging")
+
+        with TaskWorker(patient, processes=2):
+            for day in range(1, 11):
+                record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+            done = wait_until(lambda: healthy.wait_for(10, timeout=0.1), timeout=60)
+            probes = len(hanging.requests)
+
+    assert done
+    assert len(healthy.requests) == 10
+    # One attempt at a time, then a pause: not one hung attempt per notification.
+    assert probes == 1
+    assert (
+        Delivery.objects.filter(
+            webhook__name="healthy", status=Delivery.Status.DELIVERED
+        ).count()
+        == 10
+    )
+
+
+# In this process: one attempt at a time, through `deliver`
+
+
+@pytest.mark.django_db
+def test_the_signature_verifies_with_standardwebhooks_across_a_rotation(fast, receiver):
+    webhook = make_webhook(receiver.url)
+    old_secret = webhook.signing_secret
+
+    record_notification(run_payload("2024-03-01T10:00:00"))
+    delivering.deliver(Delivery.objects.get().pk)
+    from webhooks_app.signing import rotate_secret
+
+    new_secret = rotate_secret(webhook)
+    record_notification(run_payload("2024-03-02T10:00:00"))
+    second = Delivery.objects.filter(attempt_count=0).get()
+    delivering.deliver(second.pk)
+
+    first_request, rotated_request = receiver.requests
+    assert StandardWebhook(old_secret).verify(first_request.body, first_request.headers)
+    for secret in (old_secret, new_secret):
+        assert StandardWebhook(secret).verify(
+            rotated_request.body, rotated_request.headers
+        )
+    assert old_secret.startswith("whsec_") and new_secret != old_secret
+
+
+@pytest.mark.django_db
+def test_the_previous_secret_stops_signing_after_the_overlap(fast, receiver):
+    webhook = make_webhook(receiver.url)
+    old_secret = webhook.signing_secret
+    from webhooks_app.signing import rotate_secret
+
+    new_secret = rotate_secret(webhook)
+    Webhook.objects.filter(pk=webhook.pk).update(
+        previous_secret_expires_at=timezone.now() - datetime.timedelta(seconds=1)
+    )
+    record_notification(run_payload())
+    delivering.deliver(Delivery.objects.get().pk)
+
+    sent = receiver.requests[0]
+    assert StandardWebhook(new_secret).verify(sent.body, sent.headers)
+    with pytest.raises(Exception, match="signature"):
+        StandardWebhook(old_secret).verify(sent.body, sent.headers)
+
+
+@pytest.mark.django_db
+def test_an_inbound_notification_is_forwarded_as_received(
+    fast, receiver, post_notification
+):
+    make_webhook(receiver.url)
+    body = json.dumps(load_payload("run_completed_seed"), indent=3)
+
+    assert post_notification(body).status_code == 200
+    delivering.deliver(Delivery.objects.get().pk)
+
+    sent = receiver.requests[0]
+    assert sent.body == body.encode()
+    assert sent.headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.django_db
+def test_host_code_notification_links_to_its_dashboard_page(fast, receiver, settings):
+    settings.WEBHOOKS_SITE_URL = "https://alerts.example.com"
+    make_webhook(receiver.url)
+    payload = run_payload()
+    payload["payload"].pop("report_link")
+
+    record_notification(payload)
+    delivering.deliver(Delivery.objects.get().pk)
+
+    sent = json.loads(receiver.requests[0].body)
+    assert sent["header"] == payload["header"]
+    assert sent["payload"]["report_link"].startswith("https://alerts.example.com/")
+    assert "28740" in sent["payload"]["report_link"]
+    assert sent["payload"]["performance_alerts"] == {
+        "cbpe": [{"metric_name": "specificity"}]
+    }
+
+
+@pytest.mark.django_db
+def test_configured_headers_are_sent_and_masked_in_the_attempt(fast, receiver):
+    webhook = make_webhook(receiver.url)
+    webhook.headers.create(key="Authorization", value="Bearer very-secret-value")
+
+    record_notification(run_payload())
+    delivering.deliver(Delivery.objects.get().pk)
+
+    assert receiver.requests[0].headers["Authorization"] == "Bearer very-secret-value"
+    recorded = DeliveryAttempt.objects.get().request_headers
+    assert "very-secret-value" not in json.dumps(recorded)
+    assert recorded["webhook-id"].startswith("msg_")
+
+
+@pytest.mark.django_db
+def test_a_404_fails_without_retry_and_signals_once(
+    fast, receiver, django_capture_on_commit_callbacks
+):
+    receiver.script(Reply(404, b"no such hook"))
+    make_webhook(receiver.url)
+    outcomes = []
+
+    def note(delivery, outcome, **kwargs):
+        outcomes.append((delivery.pk, outcome))
+
+    delivering.delivery_finished.connect(note)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            record_notification(run_payload())
+            delivering.deliver(Delivery.objects.get().pk)
+    finally:
+        delivering.delivery_finished.disconnect(note)
+
+    delivery = Delivery.objects.get()
+    assert delivery.status == Delivery.Status.FAILED
+    assert delivery.next_attempt_at is None
+    assert outcomes == [(delivery.pk, Delivery.Status.FAILED)]
+    assert DeliveryAttempt.objects.get().response_body == "no such hook"
+
+
+@pytest.mark.django_db
+def test_retries_run_out_and_the_delivery_gives_up(fast, receiver, settings):
+    settings.WEBHOOKS_RETRY_SCHEDULE = [0, 0]
+    receiver.default = Reply(503)
+    make_webhook(receiver.url)
+    record_notification(run_payload())
+    delivery = Delivery.objects.get()
+
+    first = delivering.deliver(delivery.pk)
+    second = delivering.deliver(delivery.pk)
+
+    assert (first, second) == (Delivery.Status.PENDING, Delivery.Status.GAVE_UP)
+    assert Delivery.objects.get().attempt_count == 2
+    assert len(receiver.requests) == 2
+
+
+@pytest.mark.django_db
+def test_retry_after_is_honoured(fast, receiver):
+    receiver.script(Reply(429, headers={"Retry-After": "120"}))
+    make_webhook(receiver.url)
+    record_notification(run_payload())
+    before = timezone.now()
+
+    outcome = delivering.deliver(Delivery.objects.get().pk)
+
+    delivery = Delivery.objects.get()
+    assert outcome == Delivery.Status.PENDING
+    assert delivery.next_attempt_at >= before + datetime.timedelta(seconds=120)
+    assert Webhook.objects.get().paused_until >= before + datetime.timedelta(
+        seconds=120
+    )
+
+
+@pytest.mark.django_db
+def test_a_webhook_failing_for_days_is_disabled_with_a_warning(fast, receiver, caplog):
+    receiver.default = Reply(500)
+    webhook = make_webhook(receiver.url)
+    Webhook.objects.filter(pk=webhook.pk).update(
+        failing_since=timezone.now() - datetime.timedelta(days=6),
+        consecutive_failures=40,
+    )
+    record_notification(run_payload())
+
+    with caplog.at_level(logging.WARNING, logger="webhooks_app.delivery"):
+        delivering.deliver(Delivery.objects.get().pk)
+
+    webhook.refresh_from_db()
+    assert not webhook.enabled
+    assert "5 days" in webhook.disabled_reason
+    assert any("Disabled webhook" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.django_db
+def test_a_success_ends_the_failure_streak(fast, receiver):
+    webhook = make_webhook(receiver.url)
+    Webhook.objects.filter(pk=webhook.pk).update(
+        failing_since=timezone.now() - datetime.timedelta(days=1),
+        consecutive_failures=3,
+    )
+    record_notification(run_payload())
+
+    delivering.deliver(Delivery.objects.get().pk)
+
+    webhook.refresh_from_db()
+    assert (webhook.failing_since, webhook.consecutive_failures) == (None, 0)
+    assert webhook.enabled
+
+
+@pytest.mark.django_db
+def test_a_delivery_not_due_or_already_leased_is_left_alone(fast, receiver):
+    make_webhook(receiver.url)
+    record_notification(run_payload())
+    delivery = Delivery.objects.get()
+    Delivery.objects.update(locked_until=timezone.now() + datetime.timedelta(minutes=1))
+
+    assert delivering.deliver(delivery.pk) is None
+    assert receiver.requests == []
+
+
+# Which webhooks a notification goes to
+
+
+@pytest.mark.django_db
+def test_filters_pick_the_webhooks_that_match():
+    everything = make_webhook("http://127.0.0.1:9/a", name="everything")
+    alerts_only = make_webhook(
+        "http://127.0.0.1:9/b", name="alerts", only_with_alerts=True
+    )
+    other_model = make_webhook("http://127.0.0.1:9/c", name="other model")
+    other_model.monitored_models.add(
+        MonitoredModel.objects.create(nannyml_id=1, name="x")
+    )
+    this_model = make_webhook("http://127.0.0.1:9/d", name="this model")
+    other_type = make_webhook(
+        "http://127.0.0.1:9/e", name="other type", notification_types=["RUN_FAILED"]
+    )
+    disabled = make_webhook("http://127.0.0.1:9/f", name="off")
+    Webhook.objects.filter(pk=disabled.pk).update(enabled=False)
+
+    with_alerts = record_notification(run_payload()).notification
+    this_model.monitored_models.add(with_alerts.model)
+    without = record_notification(
+        run_payload("2024-05-01T00:00:00", alerts=False)
+    ).notification
+
+    def names(notification):
+        return set(notification.deliveries.values_list("webhook__name", flat=True))
+
+    assert names(with_alerts) == {"everything", "alerts", "this model"}
+    assert names(without) == {"everything", "this model"}
+    assert everything and alerts_only and other_type
+
+
+@pytest.mark.django_db
+def test_enabling_a_disabled_webhook_again_forgets_its_failures(fast):
+    webhook = make_webhook("https://example.com/hook")
+    Webhook.objects.filter(pk=webhook.pk).update(
+        enabled=False,
+        disabled_at=timezone.now(),
+        disabled_reason="Every delivery failed for 5 days.",
+        failing_since=timezone.now() - datetime.timedelta(days=5),
+        consecutive_failures=30,
+    )
+    webhook.refresh_from_db()
+
+    webhook.enabled = True
+    webhook.save()
+
+    webhook.refresh_from_db()
+    assert webhook.enabled
+    assert (webhook.disabled_at, webhook.disabled_reason) == (None, "")
+    assert (webhook.failing_since, webhook.consecutive_failures) == (None, 0)
