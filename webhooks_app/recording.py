@@ -4,6 +4,8 @@ import logging
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 
 from webhooks_app import delivery, envelope, history
 from webhooks_app.kinds import Category, kind_of
@@ -174,6 +176,18 @@ def _update_model(model, notification, parsed):
     if newest:
         summary.update(name=parsed.model_name, last_run_started_at=run.started_at)
     MonitoredModel.objects.filter(pk=model.pk).update(**summary)
+
+
+@receiver(post_delete, sender=Notification)
+def forget_summary_state(sender, instance, origin=None, **kwargs):
+    """A deleted run would live on in the stored summary state; drop the state.
+
+    The model's next run then recomputes its summary from the history. When
+    the model itself is deleted, its state goes with it.
+    """
+    if isinstance(origin, MonitoredModel):
+        return
+    MonitoredModel.objects.filter(pk=instance.model_id).update(summary_state=None)
 
 
 def _after_recording(notification):
