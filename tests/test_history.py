@@ -1,8 +1,10 @@
 import datetime
+import random
 import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from tests.dashboard_data import DAY, START, record_runs, run_envelope
 from webhooks_app import history
@@ -247,3 +249,123 @@ def test_a_model_with_only_webhook_tests_is_not_listed():
     record_notification(envelope)
 
     assert not history.listed_models().exists()
+
+
+# The summary built on the stored state against a recomputation
+
+SUMMARY_FIELDS = [*history.open_alerts(None), "longest_streak", "last_alerted_at"]
+SUMMARY_FIELDS += ["usual_interval", "summary_state"]
+SERIES = {
+    "cbpe": ["roc_auc", "f1"],
+    "univariate_drift": ["plan", "country"],
+    "missing_values": ["age"],
+}
+
+
+def random_runs(seed, count):
+    """Envelopes of `count` runs where each key alerts, passes or is absent."""
+    rng = random.Random(seed)
+    runs, started = [], START
+    for _number in range(count):
+        alerts, success = {}, []
+        for key, metrics in SERIES.items():
+            state = rng.choice(["alert", "alert", "ok", "absent"])
+            if state == "alert":
+                alerts[key] = rng.sample(metrics, rng.randint(1, len(metrics)))
+            elif state == "ok":
+                success.append(key)
+        performance = {"cbpe": alerts.pop("cbpe")} if "cbpe" in alerts else None
+        envelope = run_envelope(performance=performance, other=alerts, success=success)
+        envelope["payload"]["run"]["started_at"] = started.isoformat()
+        runs.append(envelope)
+        started += datetime.timedelta(hours=rng.choice([1, 2, 24, 25]))
+    return runs
+
+
+def assert_summary_is_recomputed_one():
+    model = MonitoredModel.objects.get()
+    stored = {name: getattr(model, name) for name in SUMMARY_FIELDS}
+    assert stored == history.summarize(model)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_newer_run_builds_on_the_state_and_matches_a_recomputation(settings, seed):
+    settings.WEBHOOKS_DASHBOARD_HISTORY_RUNS = 6
+    for number, envelope in enumerate(random_runs(seed, 30)):
+        with CaptureQueriesContext(connection) as queries:
+            record_notification(envelope)
+
+        assert_summary_is_recomputed_one()
+        reads_history = any(
+            "webhooks_app_alert" in q["sql"]
+            for q in queries
+            if q["sql"].startswith("SELECT")
+        )
+        assert reads_history == (number == 0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_runs_in_any_order_leave_the_summary_of_a_recomputation(settings, seed):
+    settings.WEBHOOKS_DASHBOARD_HISTORY_RUNS = 6
+    runs = random_runs(seed, 30)
+    random.Random(seed).shuffle(runs)
+
+    for envelope in runs:
+        record_notification(envelope)
+
+        assert_summary_is_recomputed_one()
+
+
+def test_a_streak_longer_than_the_window_stays_capped(settings):
+    settings.WEBHOOKS_DASHBOARD_HISTORY_RUNS = 3
+    model = record_runs("AA-AAA-A")
+
+    assert model.longest_streak == 2
+    assert_summary_is_recomputed_one()
+
+
+def test_a_changed_window_recomputes_the_summary(settings):
+    record_runs("AAAA")
+    settings.WEBHOOKS_DASHBOARD_HISTORY_RUNS = 2
+
+    record_notification(run_envelope(day=4, other={"univariate_drift": ["country"]}))
+
+    assert MonitoredModel.objects.get().longest_streak == 2
+    assert_summary_is_recomputed_one()
+
+
+def test_a_deleted_run_is_not_carried_on_in_the_summary():
+    model = record_runs("AA.A")
+    model.notifications.get(run_started_at=START + 2 * DAY).delete()
+
+    record_notification(run_envelope(day=4, other={"univariate_drift": ["country"]}))
+
+    assert MonitoredModel.objects.get().longest_streak == 4
+    assert_summary_is_recomputed_one()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_runs_in_any_order_leave_the_summary_of_a_recomputation(settings):
+    settings.WEBHOOKS_DASHBOARD_HISTORY_RUNS = 6
+    runs = random_runs(7, 16)
+    random.Random(7).shuffle(runs)
+    barrier = threading.Barrier(4)
+
+    def record(envelopes):
+        try:
+            barrier.wait()
+            for envelope in envelopes:
+                record_notification(envelope)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=record, args=(runs[i::4],)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert MonitoredModel.objects.get().last_run.run_started_at == max(
+        datetime.datetime.fromisoformat(r["payload"]["run"]["started_at"]) for r in runs
+    )
+    assert_summary_is_recomputed_one()

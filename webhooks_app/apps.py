@@ -11,4 +11,5 @@ class WebhooksAppConfig(AppConfig):
         from webhooks_app import (
             checks,  # noqa: F401  (registers the checks)
             delivery,  # noqa: F401  (connects its receivers)
+            recording,  # noqa: F401  (connects its receivers)
         )

@@ -26,6 +26,8 @@ from webhooks_app.kinds import KIND_ORDER, Kind
 from webhooks_app.models import Alert, MonitoredModel, Notification
 
 BIGINT_MAX = 2**63 - 1
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+MICROSECOND = datetime.timedelta(microseconds=1)
 SEARCH_MAX_LENGTH = 255
 
 
@@ -151,10 +153,11 @@ def load_runs(model, limit):
     ).values_list("notification_id", "kind", "key", "metric_name")
     for notification_id, *series_key in rows:
         alerted[notification_id].add(tuple(series_key))
-    return [_run(*row, alerted[row[0]]) for row in notifications]
+    return [run_of(*row, alerted[row[0]]) for row in notifications]
 
 
-def _run(pk, started_at, succeeded, alerted):
+def run_of(pk, started_at, succeeded, alerted):
+    """A `Run` from a notification's fields and its (kind, key, metric) alerts."""
     keys = {key for _kind, key, _metric in alerted}
     keys.update(succeeded or ())  # a list of names, as the envelope checked
     return Run(pk, started_at, frozenset(alerted), frozenset(keys))
@@ -213,14 +216,55 @@ def changes_since_previous(series):
 
 def summarize(model):
     """Values for the summary fields of `model`, from its recorded history."""
-    runs = load_runs(model, app_settings.DASHBOARD_HISTORY_RUNS)
-    latest = runs[0] if runs else None
-    alerted = latest.alerted if latest else frozenset()
-    by_kind = Counter(kind for kind, _key, _metric in alerted)
+    window = app_settings.DASHBOARD_HISTORY_RUNS
+    runs = load_runs(model, window)
     streaks = (
         current_streak([run.state(series_key) for run in runs])[0]
         for series_key in set().union(*(run.alerted for run in runs))
     )
+    return {
+        **open_alerts(runs[0] if runs else None),
+        "longest_streak": max(streaks, default=0),
+        "last_alerted_at": last_alerted_at(model, runs),
+        "usual_interval": usual_interval(runs),
+        "summary_state": summary_state(runs, window),
+    }
+
+
+def summarize_next(model, run):
+    """The summary once `run` is recorded, from the stored state; None if stale.
+
+    Gives what `summarize` gives, without reading the history, when `run` is
+    newer than every run before it and the stored state is that of the
+    model's latest run over the current window. Otherwise (a late run, a
+    deleted run, a changed window, no state yet) it returns None and the
+    caller recomputes.
+    """
+    state = model.summary_state
+    window = app_settings.DASHBOARD_HISTORY_RUNS
+    started = microseconds(run.started_at)
+    if (
+        not state
+        or state["run"] != model.last_run_id
+        or state["window"] != window
+        or started <= state["at"]
+    ):
+        return None
+    streaks = next_streaks(state["streaks"], run, window)
+    gaps = [started - state["at"], *state["gaps"]][: window - 1]
+    return {
+        **open_alerts(run),
+        "longest_streak": max((marks.count("A") for *_s, marks in streaks), default=0),
+        "last_alerted_at": last_alerted_at(model, [run]),
+        "usual_interval": median_interval(gaps),
+        "summary_state": _state(run, window, gaps, streaks),
+    }
+
+
+def open_alerts(latest):
+    """The latest run and its alerts by kind."""
+    alerted = latest.alerted if latest else frozenset()
+    by_kind = Counter(kind for kind, _key, _metric in alerted)
     return {
         "last_run_id": latest.pk if latest else None,
         "open_alert_count": len(alerted),
@@ -228,9 +272,6 @@ def summarize(model):
         "open_drift_count": by_kind[Kind.DRIFT],
         "open_data_quality_count": by_kind[Kind.DATA_QUALITY],
         "open_other_count": by_kind[Kind.OTHER],
-        "longest_streak": max(streaks, default=0),
-        "last_alerted_at": last_alerted_at(model, runs),
-        "usual_interval": usual_interval(runs),
     }
 
 
@@ -250,6 +291,72 @@ def usual_interval(runs):
     times = [run.started_at for run in runs]
     gaps = [newer - older for newer, older in itertools.pairwise(times)]
     return statistics.median(gaps) if gaps else None
+
+
+# The summary state: what the summary of the next, newer run is computed from.
+# For each series with a current streak, its marks over the latest runs back
+# to its last clear run ("A" alerted, "-" not reported, newest first, within
+# the window), and the gaps between the latest runs in microseconds.
+
+
+def summary_state(runs, window):
+    """The state after `runs` (the latest `window` runs, newest first)."""
+    if not runs:
+        return None
+    streaks = []
+    for series_key in set().union(*(run.alerted for run in runs)):
+        marks = streak_marks([run.state(series_key) for run in runs])
+        if marks:
+            streaks.append([*series_key, marks])
+    times = [microseconds(run.started_at) for run in runs]
+    gaps = [newer - older for newer, older in itertools.pairwise(times)]
+    return _state(runs[0], window, gaps, streaks)
+
+
+def _state(latest, window, gaps, streaks):
+    return {
+        "run": latest.pk,
+        "at": microseconds(latest.started_at),
+        "window": window,
+        "gaps": gaps,
+        "streaks": sorted(streaks),
+    }
+
+
+def streak_marks(states):
+    """A series' states back to its last clear run, as marks; "" for no streak."""
+    marks = []
+    for state in states:
+        if state == State.OK:
+            break
+        marks.append("A" if state == State.ALERT else "-")
+    return "".join(marks).rstrip("-")
+
+
+def next_streaks(streaks, run, window):
+    """The stored streaks once `run` is the newest of the last `window` runs."""
+    result = []
+    for *series_key, marks in streaks:
+        state = run.state(tuple(series_key))
+        if state == State.OK:
+            continue
+        marks = (("A" if state == State.ALERT else "-") + marks)[:window].rstrip("-")
+        if marks:
+            result.append([*series_key, marks])
+    started = {tuple(series_key) for *series_key, _marks in streaks}
+    result.extend([*series_key, "A"] for series_key in run.alerted - started)
+    return result
+
+
+def microseconds(moment):
+    return (moment - EPOCH) // MICROSECOND
+
+
+def median_interval(gaps):
+    """`usual_interval` from gaps in microseconds, rounded the same way."""
+    if not gaps:
+        return None
+    return statistics.median([datetime.timedelta(microseconds=gap) for gap in gaps])
 
 
 def is_stale(model, now=None):

@@ -41,6 +41,11 @@ class MonitoredModel(models.Model):
     usual_interval = models.DurationField(
         _("usual interval between runs"), null=True, blank=True
     )
+    # What the summary of the next, newer run is computed from, so that
+    # recording it need not read the history; see history.summarize_next.
+    summary_state = models.JSONField(
+        _("summary state"), null=True, blank=True, editable=False
+    )
 
     class Meta:
         verbose_name = _("monitored model")

@@ -118,19 +118,29 @@ class InboundNotificationView(APIView):
         if not parsed:
             raise exceptions.ParseError(_("The body is empty; send a JSON object."))
         message_id = self.check_signature(request, parsed["raw"])
+        if message_id:
+            return self.record_signed(request, parsed, message_id)
+        return self.recorded(record_notification(**self.arguments(parsed)))
+
+    def record_signed(self, request, parsed, message_id):
+        """Record once per webhook-id, in one transaction with the id."""
         with transaction.atomic():
-            if message_id:
-                seen, created = InboundMessage.objects.get_or_create(
-                    message_id=message_id
-                )
-                if not created:
-                    return self.repeated(request, seen)
-            result = record_notification(
-                parsed["data"], body=parsed["raw"], source=Notification.Source.INBOUND
-            )
-            if message_id:
-                seen.notification = result.notification
-                seen.save(update_fields=["notification"])
+            seen, created = InboundMessage.objects.get_or_create(message_id=message_id)
+            if not created:
+                return self.repeated(request, seen)
+            result = record_notification(**self.arguments(parsed))
+            seen.notification = result.notification
+            seen.save(update_fields=["notification"])
+        return self.recorded(result)
+
+    def arguments(self, parsed):
+        return {
+            "data": parsed["data"],
+            "body": parsed["raw"],
+            "source": Notification.Source.INBOUND,
+        }
+
+    def recorded(self, result):
         return Response(
             {"id": result.notification.pk, "duplicate": result.duplicate},
             status=status.HTTP_200_OK,
