@@ -341,16 +341,18 @@ def _drain_leased(lease, deadline):
     """Send due deliveries in batches until none is due, time is up, or it stops."""
     parts = WebhookParts.of(lease.webhook, timezone.now())
     tried = 0
-    while time.monotonic() < deadline:
-        batch = _take_batch(lease)
-        if not batch:
-            break
-        for index, delivery in enumerate(batch):
-            if time.monotonic() >= deadline or _must_stop(lease):
-                _unlock(batch[index:], lease)
-                return tried
-            _attempt(delivery, parts, lease)
-            tried += 1
+    # One session per drain: its connection to the webhook is kept alive.
+    with outbound.session() as client:
+        while time.monotonic() < deadline:
+            batch = _take_batch(lease)
+            if not batch:
+                break
+            for index, delivery in enumerate(batch):
+                if time.monotonic() >= deadline or _must_stop(lease):
+                    _unlock(batch[index:], lease)
+                    return tried
+                _attempt(delivery, parts, lease, client)
+                tried += 1
     return tried
 
 
@@ -387,7 +389,7 @@ def _unlock(deliveries, lease):
     ).update(locked_until=None)
 
 
-def _attempt(delivery, parts, lease):
+def _attempt(delivery, parts, lease, client):
     now = timezone.now()
     try:
         request = build_request(delivery, now, parts)
@@ -395,7 +397,7 @@ def _attempt(delivery, parts, lease):
         logger.exception("Could not prepare delivery %s", delivery.pk)
         request, result = _unprepared(delivery)
     else:
-        result = outbound.send(request)
+        result = outbound.send(request, client)
     if _record(delivery, request, result, lease) is None:
         lease.lost = True
 
