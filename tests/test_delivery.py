@@ -584,3 +584,26 @@ def test_a_drain_sends_every_due_delivery_and_stops_at_a_retryable_failure(
     )
     # Its successor waits for the pause.
     assert drain_tasks().filter(run_after__gte=webhook.paused_until).exists()
+
+
+@pytest.mark.django_db
+def test_the_sweep_leaves_deliveries_waiting_for_a_pause_and_takes_lost_ones(
+    fast, receiver, django_capture_on_commit_callbacks
+):
+    paused = make_webhook(receiver.url, name="paused")
+    make_webhook(receiver.url, name="lost")
+    record_notification(run_payload())
+    Delivery.objects.update(
+        next_attempt_at=timezone.now() - datetime.timedelta(minutes=10)
+    )
+    Webhook.objects.filter(pk=paused.pk).update(
+        paused_until=timezone.now() + datetime.timedelta(minutes=10)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        swept = delivering.sweep()
+
+    assert swept == 1
+    assert drain_tasks().get().args_kwargs["args"] == [
+        Webhook.objects.get(name="lost").pk
+    ]

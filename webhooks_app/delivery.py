@@ -163,6 +163,9 @@ def sweep():
                 Q(locked_until__lt=now)
                 | Q(locked_until__isnull=True, next_attempt_at__lte=stale)
             )
+            # Behind a pause or a live drain, deliveries wait as they should.
+            .exclude(webhook__paused_until__gt=now)
+            .exclude(webhook__busy_until__gt=now)
             .values_list("pk", "webhook_id")[:SWEEP_BATCH]
         )
         ids = [pk for pk, _ in found]
