@@ -607,3 +607,24 @@ def test_the_sweep_leaves_deliveries_waiting_for_a_pause_and_takes_lost_ones(
     assert drain_tasks().get().args_kwargs["args"] == [
         Webhook.objects.get(name="lost").pk
     ]
+
+
+@pytest.mark.django_db
+def test_a_drain_records_a_request_it_cannot_prepare_and_pauses(fast, receiver):
+    from django.db import connection
+
+    webhook = make_webhook(receiver.url)
+    webhook.headers.create(key="X-Key", value="secret-value")
+    with connection.cursor() as cursor:
+        # A value that no configured key decrypts.
+        cursor.execute("UPDATE webhooks_app_webhookheader SET value = 'gAAAAAbogus'")
+    record_notification(run_payload())
+
+    tried = delivering.drain(webhook.pk)
+
+    attempt = DeliveryAttempt.objects.get()
+    assert tried == 1
+    assert receiver.requests == []
+    assert attempt.status_code is None
+    assert status_of(attempt.delivery) == Delivery.Status.PENDING
+    assert Webhook.objects.get().paused_until > timezone.now()

@@ -342,7 +342,7 @@ def _schedule_next(webhook_id):
 
 def _drain_leased(lease, deadline):
     """Send due deliveries in batches until none is due, time is up, or it stops."""
-    parts = WebhookParts.of(lease.webhook, timezone.now())
+    parts = _parts_or_none(lease.webhook)
     tried = 0
     # One session per drain: its connection to the webhook is kept alive.
     with outbound.session() as client:
@@ -357,6 +357,15 @@ def _drain_leased(lease, deadline):
                 _attempt(delivery, parts, lease, client)
                 tried += 1
     return tried
+
+
+def _parts_or_none(webhook):
+    try:
+        return WebhookParts.of(webhook, timezone.now())
+    except Exception:
+        # Left to `build_request`, which tries again for each delivery, so
+        # that the failure is logged and recorded as an attempt.
+        return None
 
 
 def _must_stop(lease):
