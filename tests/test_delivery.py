@@ -27,6 +27,7 @@ FAST = {
     "LEASE_MARGIN": 0.5,
     "CONNECT_TIMEOUT": 1,
     "READ_TIMEOUT": 1.5,
+    "DRAIN_SECONDS": 0.5,
 }
 
 
