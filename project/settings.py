@@ -158,6 +158,7 @@ for _name in (
     "DISABLE_AFTER",
     "CONNECT_TIMEOUT",
     "READ_TIMEOUT",
+    "DRAIN_SECONDS",
 ):
     if f"WEBHOOKS_{_name}" in os.environ:
         globals()[f"WEBHOOKS_{_name}"] = env.float(f"WEBHOOKS_{_name}")

@@ -27,6 +27,7 @@ FAST = {
     "LEASE_MARGIN": 0.5,
     "CONNECT_TIMEOUT": 1,
     "READ_TIMEOUT": 1.5,
+    "DRAIN_SECONDS": 0.5,
 }
 
 
@@ -461,3 +462,170 @@ def test_enabling_a_disabled_webhook_again_forgets_its_failures(fast):
     assert webhook.enabled
     assert (webhook.disabled_at, webhook.disabled_reason) == (None, "")
     assert (webhook.failing_since, webhook.consecutive_failures) == (None, 0)
+
+
+# Drains: one task sends a webhook's due deliveries one after another
+
+
+def drain_tasks():
+    from django_tasks_db.models import DBTaskResult
+
+    return DBTaskResult.objects.filter(task_path="webhooks_app.tasks.drain")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_one_drain_delivers_a_burst_over_one_kept_alive_connection(fast, receiver):
+    patient = {**fast, "DRAIN_SECONDS": 60}
+    make_webhook(receiver.url)
+    for day in range(1, 26):
+        record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+    queued = drain_tasks().count()
+
+    with TaskWorker(patient):
+        delivered = wait_until(
+            lambda: (
+                Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 25
+            )
+        )
+
+    assert delivered
+    assert queued == 1
+    assert len(receiver.requests) == 25
+    assert len({r.headers["webhook-id"] for r in receiver.requests}) == 25
+    assert len({r.client for r in receiver.requests}) == 1
+    assert DeliveryAttempt.objects.count() == 25
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_webhook_holds_a_single_worker_for_one_timeout(fast):
+    patient = {**fast, "RETRY_SCHEDULE": [0, 60]}
+    with Receiver() as healthy, Receiver(default=HANG) as hanging:
+        make_webhook(hanging.url, name="hanging")
+        make_webhook(healthy.url, name="healthy")
+        for day in range(1, 11):
+            record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+
+        with TaskWorker(patient, processes=1):
+            done = wait_until(lambda: healthy.wait_for(10, timeout=0.1), timeout=60)
+            probes = len(hanging.requests)
+
+    assert done
+    assert probes == 1
+    hanging_deliveries = Delivery.objects.filter(webhook__name="hanging")
+    assert set(hanging_deliveries.values_list("status", flat=True)) == {"pending"}
+    assert hanging_deliveries.filter(attempt_count=1).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_lost_its_lease_records_the_attempt_and_stops(fast, receiver):
+    webhook = make_webhook(receiver.url)
+    for day in range(1, 4):
+        record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+    taken_over = timezone.now() + datetime.timedelta(minutes=5)
+
+    def take_over():
+        # What the sweep and a new drain do once a lease has lapsed.
+        from django.db import connection
+
+        Webhook.objects.filter(pk=webhook.pk).update(busy_until=taken_over)
+        Delivery.objects.update(locked_until=None)
+        connection.close()
+
+    receiver.script(Reply(200, before=take_over))
+
+    tried = delivering.drain(webhook.pk)
+
+    first = DeliveryAttempt.objects.get().delivery
+    assert tried == 1
+    assert len(receiver.requests) == 1
+    assert first.status == Delivery.Status.PENDING and first.attempt_count == 0
+    assert set(Delivery.objects.values_list("attempt_count", flat=True)) == {0}
+    assert Webhook.objects.get().busy_until == taken_over
+
+
+@pytest.mark.django_db
+def test_recording_queues_one_drain_per_webhook_while_one_is_queued(
+    receiver, django_capture_on_commit_callbacks
+):
+    make_webhook(receiver.url, name="one")
+    make_webhook(receiver.url, name="two")
+
+    for day in range(1, 6):
+        with django_capture_on_commit_callbacks(execute=True):
+            record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+    # As a drain does when it starts.
+    Webhook.objects.update(drain_at=None)
+    with django_capture_on_commit_callbacks(execute=True):
+        record_notification(run_payload("2024-02-10T10:00:00"))
+
+    args = sorted(t.args_kwargs["args"][0] for t in drain_tasks())
+    assert args == sorted(2 * list(Webhook.objects.values_list("pk", flat=True)))
+
+
+@pytest.mark.django_db
+def test_a_drain_sends_every_due_delivery_and_stops_at_a_retryable_failure(
+    fast, receiver
+):
+    receiver.script(Reply(200), Reply(200), Reply(503))
+    webhook = make_webhook(receiver.url)
+    for day in range(1, 6):
+        record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+
+    tried = delivering.drain(webhook.pk)
+
+    statuses = list(Delivery.objects.order_by("pk").values_list("status", flat=True))
+    webhook.refresh_from_db()
+    assert tried == 3
+    assert statuses == ["delivered", "delivered", "pending", "pending", "pending"]
+    assert webhook.paused_until > timezone.now()
+    assert webhook.busy_until is None
+    assert (webhook.consecutive_failures, webhook.failing_since is not None) == (
+        1,
+        True,
+    )
+    # Its successor waits for the pause.
+    assert drain_tasks().filter(run_after__gte=webhook.paused_until).exists()
+
+
+@pytest.mark.django_db
+def test_the_sweep_leaves_deliveries_waiting_for_a_pause_and_takes_lost_ones(
+    fast, receiver, django_capture_on_commit_callbacks
+):
+    paused = make_webhook(receiver.url, name="paused")
+    make_webhook(receiver.url, name="lost")
+    record_notification(run_payload())
+    Delivery.objects.update(
+        next_attempt_at=timezone.now() - datetime.timedelta(minutes=10)
+    )
+    Webhook.objects.filter(pk=paused.pk).update(
+        paused_until=timezone.now() + datetime.timedelta(minutes=10)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        swept = delivering.sweep()
+
+    assert swept == 1
+    assert drain_tasks().get().args_kwargs["args"] == [
+        Webhook.objects.get(name="lost").pk
+    ]
+
+
+@pytest.mark.django_db
+def test_a_drain_records_a_request_it_cannot_prepare_and_pauses(fast, receiver):
+    from django.db import connection
+
+    webhook = make_webhook(receiver.url)
+    webhook.headers.create(key="X-Key", value="secret-value")
+    with connection.cursor() as cursor:
+        # A value that no configured key decrypts.
+        cursor.execute("UPDATE webhooks_app_webhookheader SET value = 'gAAAAAbogus'")
+    record_notification(run_payload())
+
+    tried = delivering.drain(webhook.pk)
+
+    attempt = DeliveryAttempt.objects.get()
+    assert tried == 1
+    assert receiver.requests == []
+    assert attempt.status_code is None
+    assert status_of(attempt.delivery) == Delivery.Status.PENDING
+    assert Webhook.objects.get().paused_until > timezone.now()

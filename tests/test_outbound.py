@@ -273,3 +273,59 @@ def test_credentials_in_the_address_go_as_a_masked_basic_header(receiver):
 def test_mask_shows_at_most_the_last_four_characters():
     assert outbound.mask("abcdefghijkl") == "••••ijkl"
     assert outbound.mask("short") == "••••"
+
+
+@pytest.fixture
+def keep_alive_server():
+    """One connection: answers its first request, then drips the second's headers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen = {"connections": 0, "requests": 0}
+    stop = threading.Event()
+
+    def serve():
+        connection, _ = listener.accept()
+        seen["connections"] += 1
+        with connection:
+            connection.recv(65536)
+            seen["requests"] += 1
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            connection.recv(65536)
+            seen["requests"] += 1
+            connection.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.wait(0.02):
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/", seen
+    stop.set()
+    listener.close()
+
+
+def test_a_kept_alive_connection_still_has_the_overall_deadline(
+    keep_alive_server, settings
+):
+    settings.WEBHOOKS_TOTAL_TIMEOUT = 0.5
+    url, seen = keep_alive_server
+    request = OutboundRequest(url, b"{}")
+
+    with outbound.session() as client:
+        first = send(request, client)
+        second = send(request, client)
+
+    assert first.status_code == 200
+    assert (second.status_code, second.error_code) == (None, "timeout")
+    assert seen == {"connections": 1, "requests": 2}
+
+
+def test_a_session_sends_no_cookie_back(receiver):
+    receiver.script(Reply(200, headers={"Set-Cookie": "session=abc; Path=/"}))
+    request = OutboundRequest(receiver.url, b"{}")
+
+    with outbound.session() as client:
+        send(request, client)
+        send(request, client)
+
+    assert "Cookie" not in receiver.requests[1].headers

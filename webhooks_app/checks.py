@@ -135,7 +135,8 @@ def check_delivery_settings():
                 id="webhooks_app.E021",
             )
         )
-    for name in ("SWEEP_INTERVAL", "STALE_AFTER", "DISABLE_AFTER", "RETRY_AFTER_MAX"):
+    timings = ("SWEEP_INTERVAL", "STALE_AFTER", "DISABLE_AFTER", "RETRY_AFTER_MAX")
+    for name in (*timings, "DRAIN_SECONDS"):
         value = getattr(app_settings, name)
         if not _numbers([value]) or value <= 0:
             errors.append(
@@ -145,6 +146,15 @@ def check_delivery_settings():
                     id="webhooks_app.E022",
                 )
             )
+    batch = app_settings.DRAIN_BATCH
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        errors.append(
+            checks.Error(
+                "WEBHOOKS_DRAIN_BATCH must be a whole number of 1 or more.",
+                hint="Leave it unset for the default of 100.",
+                id="webhooks_app.E024",
+            )
+        )
     secret = app_settings.INBOUND_SIGNING_SECRET
     if secret and not (
         secret.startswith(signing.SECRET_PREFIX) and signing.is_valid_secret(secret)

@@ -48,6 +48,10 @@ DEFAULTS = {
     # pending and sends again any that are STALE_AFTER seconds past due.
     "SWEEP_INTERVAL": 60,
     "STALE_AFTER": 300,
+    # A drain task sends one webhook's due deliveries one after another: it
+    # starts none after DRAIN_SECONDS, and leases DRAIN_BATCH at a time.
+    "DRAIN_SECONDS": 2,
+    "DRAIN_BATCH": 100,
     # Seconds an attempt may run beyond its connect and read timeouts before
     # it counts as lost.
     "LEASE_MARGIN": 30,

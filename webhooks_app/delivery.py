@@ -17,10 +17,12 @@ import datetime
 import email.utils
 import logging
 import random
+import time
+from dataclasses import dataclass
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q, prefetch_related_objects
 from django.db.models.functions import Coalesce
 from django.db.models.signals import pre_save
 from django.dispatch import Signal, receiver
@@ -91,11 +93,11 @@ def create_deliveries(notification):
     )
     if not deliveries:
         return []
-    ids = [delivery.pk for delivery in deliveries]
+    webhook_ids = [delivery.webhook_id for delivery in deliveries]
     # In the transaction, so that a process dying right after the commit,
-    # before the tasks below are enqueued, still leaves a sweep behind.
+    # before the drains below are queued, still leaves a sweep behind.
     schedule_sweep()
-    transaction.on_commit(lambda: enqueue(ids))
+    transaction.on_commit(lambda: request_drains(webhook_ids))
     return deliveries
 
 
@@ -159,23 +161,268 @@ def sweep():
     now = timezone.now()
     stale = now - datetime.timedelta(seconds=app_settings.STALE_AFTER)
     with transaction.atomic():
-        ids = list(
+        found = list(
             Delivery.objects.filter(status=Delivery.Status.PENDING)
             .filter(
                 Q(locked_until__lt=now)
                 | Q(locked_until__isnull=True, next_attempt_at__lte=stale)
             )
-            .values_list("pk", flat=True)[:SWEEP_BATCH]
+            # Behind a pause or a live drain, deliveries wait as they should.
+            .exclude(webhook__paused_until__gt=now)
+            .exclude(webhook__busy_until__gt=now)
+            .values_list("pk", "webhook_id")[:SWEEP_BATCH]
         )
+        ids = [pk for pk, _ in found]
         Delivery.objects.filter(pk__in=ids).update(
             next_attempt_at=now, locked_until=None
         )
-        transaction.on_commit(lambda: enqueue(ids))
+        webhook_ids = sorted({webhook_id for _, webhook_id in found})
+        # Forced: a mark left by a drain that was lost must not hold these back.
+        transaction.on_commit(lambda: request_drains(webhook_ids, force=True))
     if ids:
         logger.warning("Sweep sends %d overdue deliveries again", len(ids))
     if Delivery.objects.filter(status=Delivery.Status.PENDING).exists():
         schedule_sweep()
     return len(ids)
+
+
+# Draining: one task per webhook and burst, rather than one per delivery
+
+
+@dataclass
+class Lease:
+    """A drain's hold on a webhook: `token` is both leases' end."""
+
+    webhook: Webhook
+    token: datetime.datetime
+    lost: bool = False
+
+
+def request_drains(webhook_ids, run_after=None, force=False):
+    """Queue a drain for each webhook, unless one is queued to run by then.
+
+    The time of a webhook's queued drain is kept on it (`drain_at`). A drain
+    clears it before looking for work, so it finds every delivery committed
+    before someone saw the mark and queued nothing. A mark older than a
+    drain's lease is taken for one whose task was lost, and ignored.
+    """
+    now = timezone.now()
+    run_at = max(run_after or now, now)
+    with transaction.atomic():
+        webhooks = Webhook.objects.select_for_update().filter(pk__in=webhook_ids)
+        if not force:
+            webhooks = webhooks.exclude(
+                drain_at__lte=run_at, drain_at__gt=now - _drain_lease()
+            )
+        ids = list(webhooks.values_list("pk", flat=True))
+        Webhook.objects.filter(pk__in=ids).update(drain_at=run_at)
+        _enqueue_drains(ids, run_at if run_at > now else None)
+    return ids
+
+
+def _enqueue_drains(webhook_ids, run_after):
+    from webhooks_app.tasks import drain
+
+    task = drain
+    if run_after is not None:
+        task = drain.using(run_after=run_after)
+        if task.get_backend().supports_priority:
+            # Retries and pauses yield to fresh work, as in `enqueue`.
+            task = task.using(priority=BEHIND_PRIORITY)
+    for webhook_id in webhook_ids:
+        task.enqueue(webhook_id)
+
+
+def _drain_lease():
+    return datetime.timedelta(seconds=app_settings.DRAIN_SECONDS) + _lease()
+
+
+def drain(webhook_id):
+    """Send a webhook's due deliveries one after another; return how many.
+
+    Holds the webhook's lease while it works, and starts no attempt after
+    DRAIN_SECONDS: then it queues its successor, so that one worker goes
+    round the webhooks and a hanging one holds a worker for one timeout.
+    """
+    deadline = time.monotonic() + app_settings.DRAIN_SECONDS
+    _clear_drain_mark(webhook_id)
+    tried = 0
+    while True:
+        lease = _lease_for_drain(webhook_id)
+        if lease is BUSY:
+            if _leave_to_holder(webhook_id):
+                return tried
+            continue
+        if lease is not None:
+            tried += _drain_leased(lease, deadline)
+            _release(lease)
+            if lease.lost:
+                return tried
+            if time.monotonic() < deadline and _has_due(webhook_id):
+                continue
+        _schedule_next(webhook_id)
+        return tried
+
+
+BUSY = object()
+
+
+def _lease_for_drain(webhook_id):
+    """A `Lease` on the webhook, BUSY, or None when it is paused or disabled."""
+    now = timezone.now()
+    token = now + _drain_lease()
+    if _lease_webhook(webhook_id, now, token):
+        return Lease(Webhook.objects.get(pk=webhook_id), token)
+    webhook = Webhook.objects.filter(pk=webhook_id).first()
+    if webhook is None or (webhook.paused_until and webhook.paused_until > now):
+        return None
+    if not webhook.enabled:
+        _fail_due_for_disabled(webhook, now)
+        return None
+    return BUSY
+
+
+def _leave_to_holder(webhook_id):
+    """Mark the drain as queued, for the holder to find; False if it is gone.
+
+    The holder clears the mark once it has let go and then looks for due
+    deliveries again, so nothing marked while it held the lease waits.
+    """
+    now = timezone.now()
+    return bool(
+        Webhook.objects.filter(pk=webhook_id, busy_until__gt=now).update(drain_at=now)
+    )
+
+
+def _clear_drain_mark(webhook_id):
+    Webhook.objects.filter(pk=webhook_id, drain_at__lte=timezone.now()).update(
+        drain_at=None
+    )
+
+
+def _release(lease):
+    Webhook.objects.filter(pk=lease.webhook.pk, busy_until=lease.token).update(
+        busy_until=None
+    )
+    _clear_drain_mark(lease.webhook.pk)
+
+
+def _hand_over(webhook_id):
+    """After a single attempt: what a drain would do when it lets go."""
+    _clear_drain_mark(webhook_id)
+    if _has_due(webhook_id):
+        request_drains([webhook_id])
+
+
+def _due(webhook_id, now):
+    return (
+        Delivery.objects.filter(webhook_id=webhook_id, status=Delivery.Status.PENDING)
+        .filter(next_attempt_at__isnull=False)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
+    )
+
+
+def _has_due(webhook_id):
+    now = timezone.now()
+    return _due(webhook_id, now).filter(next_attempt_at__lte=now).exists()
+
+
+def _schedule_next(webhook_id):
+    """Queue a drain for the webhook's next due delivery, or after its pause."""
+    now = timezone.now()
+    next_at = _due(webhook_id, now).aggregate(at=Min("next_attempt_at"))["at"]
+    if next_at is None:
+        return
+    paused_until = (
+        Webhook.objects.filter(pk=webhook_id).values_list("paused_until", flat=True)
+    ).first()
+    if paused_until and paused_until > next_at:
+        # Spread the wake-ups after a pause over a fifth of it (a minute at most).
+        pause = (paused_until - now).total_seconds()
+        spread = random.uniform(0, min(60, pause * 0.2))  # noqa: S311
+        next_at = paused_until + datetime.timedelta(seconds=spread)
+    request_drains([webhook_id], run_after=next_at)
+
+
+def _drain_leased(lease, deadline):
+    """Send due deliveries in batches until none is due, time is up, or it stops."""
+    parts = _parts_or_none(lease.webhook)
+    tried = 0
+    # One session per drain: its connection to the webhook is kept alive.
+    with outbound.session() as client:
+        while time.monotonic() < deadline:
+            batch = _take_batch(lease)
+            if not batch:
+                break
+            for index, delivery in enumerate(batch):
+                if time.monotonic() >= deadline or _must_stop(lease):
+                    _unlock(batch[index:], lease)
+                    return tried
+                _attempt(delivery, parts, lease, client)
+                tried += 1
+    return tried
+
+
+def _parts_or_none(webhook):
+    try:
+        return WebhookParts.of(webhook, timezone.now())
+    except Exception:
+        # Left to `build_request`, which tries again for each delivery, so
+        # that the failure is logged and recorded as an attempt.
+        return None
+
+
+def _must_stop(lease):
+    """After a failure worth retrying the webhook pauses; it may be disabled."""
+    webhook = lease.webhook
+    paused = webhook.paused_until and webhook.paused_until > timezone.now()
+    return lease.lost or paused or not webhook.enabled
+
+
+def _take_batch(lease):
+    now = timezone.now()
+    webhook = lease.webhook
+    batch = list(
+        _due(webhook.pk, now)
+        .filter(next_attempt_at__lte=now)
+        .select_related("notification__model")
+        .order_by("next_attempt_at", "pk")[: app_settings.DRAIN_BATCH]
+    )
+    Delivery.objects.filter(pk__in=[d.pk for d in batch]).update(
+        locked_until=lease.token
+    )
+    for delivery in batch:
+        delivery.webhook = webhook
+        delivery.locked_until = lease.token
+    built = [d.notification for d in batch if not d.notification.body]
+    prefetch_related_objects(built, "alerts")
+    return batch
+
+
+def _unlock(deliveries, lease):
+    Delivery.objects.filter(
+        pk__in=[d.pk for d in deliveries], locked_until=lease.token
+    ).update(locked_until=None)
+
+
+def _attempt(delivery, parts, lease, client):
+    now = timezone.now()
+    try:
+        request = build_request(delivery, now, parts)
+    except Exception:
+        logger.exception("Could not prepare delivery %s", delivery.pk)
+        request, result = _unprepared(delivery)
+    else:
+        result = outbound.send(request, client)
+    if _record(delivery, request, result, lease) is None:
+        lease.lost = True
+
+
+def _fail_due_for_disabled(webhook, now):
+    for delivery in _due(webhook.pk, now).filter(next_attempt_at__lte=now):
+        delivery.webhook = webhook
+        with transaction.atomic():
+            _finish_disabled(delivery, now)
 
 
 # One attempt
@@ -190,18 +437,25 @@ def deliver(delivery_id):
     try:
         request = build_request(delivery, now)
     except Exception:
-        # Our own failure (say, a header that cannot be decrypted): logged
-        # with its traceback, and retried like a network error.
         logger.exception("Could not prepare delivery %s", delivery.pk)
-        request = outbound.OutboundRequest(url=delivery.webhook.url, body=b"")
-        result = outbound.OutboundResult(
-            request=request,
-            error_code="internal_error",
-            error=gettext("The request could not be prepared; see the site's log."),
-        )
+        request, result = _unprepared(delivery)
     else:
         result = outbound.send(request)
-    return _record(delivery, request, result)
+    outcome = _record(delivery, request, result)
+    _hand_over(delivery.webhook_id)
+    return outcome
+
+
+def _unprepared(delivery):
+    """Our own failure (say, a header that cannot be decrypted): logged with
+    its traceback by the caller, and retried like a network error."""
+    request = outbound.OutboundRequest(url=delivery.webhook.url, body=b"")
+    result = outbound.OutboundResult(
+        request=request,
+        error_code="internal_error",
+        error=gettext("The request could not be prepared; see the site's log."),
+    )
+    return request, result
 
 
 def _claim(delivery_id, now):
@@ -222,7 +476,7 @@ def _claim(delivery_id, now):
             _finish_disabled(delivery, now)
             return None
         lease_end = now + _lease()
-        if not _lease_webhook(webhook, now, lease_end):
+        if not _lease_webhook(webhook.pk, now, lease_end):
             _put_off(delivery, webhook, now)
             return None
         Delivery.objects.filter(pk=delivery.pk).update(locked_until=lease_end)
@@ -238,9 +492,9 @@ def _lease():
     return datetime.timedelta(seconds=seconds)
 
 
-def _lease_webhook(webhook, now, lease_end):
+def _lease_webhook(webhook_id, now, lease_end):
     claimed = (
-        Webhook.objects.filter(pk=webhook.pk, enabled=True)
+        Webhook.objects.filter(pk=webhook_id, enabled=True)
         .filter(Q(busy_until__isnull=True) | Q(busy_until__lt=now))
         .filter(Q(paused_until__isnull=True) | Q(paused_until__lte=now))
         .update(busy_until=lease_end)
@@ -280,18 +534,35 @@ def _finish_disabled(delivery, now):
     transaction.on_commit(lambda: _announce(delivery))
 
 
-def build_request(delivery, now):
-    webhook = delivery.webhook
+@dataclass
+class WebhookParts:
+    """What every request to one webhook shares: decrypted once per drain."""
+
+    url: str
+    headers: dict
+    secret_names: set
+    signing_secrets: list
+
+    @classmethod
+    def of(cls, webhook, now):
+        header_rows = list(webhook.headers.all())
+        return cls(
+            url=webhook.url,
+            headers=webhook.request_headers(header_rows),
+            secret_names=webhook.secret_header_names(header_rows),
+            signing_secrets=signing.webhook_secrets(webhook, now),
+        )
+
+
+def build_request(delivery, now, parts=None):
+    parts = parts or WebhookParts.of(delivery.webhook, now)
     body = delivery_body(delivery.notification)
-    header_rows = list(webhook.headers.all())
-    headers = webhook.request_headers(header_rows)
-    secret = webhook.secret_header_names(header_rows)
-    secrets = signing.webhook_secrets(webhook, now)
+    headers, secrets = parts.headers, parts.signing_secrets
     if secrets:
         message_id = f"msg_{delivery.message_id.hex}"
         headers = {**headers, **signing.signature_headers(message_id, body, secrets)}
     return outbound.OutboundRequest(
-        url=webhook.url, body=body, headers=headers, secret_headers=secret
+        url=parts.url, body=body, headers=headers, secret_headers=parts.secret_names
     )
 
 
@@ -310,37 +581,37 @@ def dashboard_link(notification):
         return ""
     model_id = notification.model.nannyml_id
     try:
-        path = reverse("webhooks_app:model", kwargs={"model_id": model_id})
+        path = reverse("webhooks_app:dashboard_model", args=[model_id])
     except NoReverseMatch:
-        path = f"/alerts/models/{model_id}/"
+        # The site does not serve the dashboard, so there is no page to link.
+        return ""
     return site + path
 
 
 # Recording the outcome
 
 
-def _record(delivery, request, result):
+def _record(delivery, request, result, lease=None):
+    """Write the attempt and its outcome; return the outcome.
+
+    Under a drain's `lease`, the outcome is written only while the delivery
+    is still leased to it, and None is returned when it is not: whoever took
+    the lease over sends the delivery again. The attempt is kept either way.
+    """
     now = timezone.now()
-    outcome = classify(result)
+    outcome, pause = _outcome(delivery, result, now)
     with transaction.atomic():
-        DeliveryAttempt.objects.create(
-            delivery=delivery,
-            number=delivery.attempt_count + 1,
-            started_at=now - datetime.timedelta(milliseconds=result.elapsed_ms),
-            duration_ms=result.elapsed_ms,
-            request_headers=request.masked_headers(),
-            status_code=result.status_code,
-            response_body=result.body_start,
-            error=result.error,
-        )
-        delivery.attempt_count += 1
-        delivery.locked_until = None
-        delivery.last_error = _error_summary(result)
+        _save_attempt(delivery, request, result, now)
+        if not _save_outcome(delivery, outcome, now, lease):
+            logger.warning(
+                "Lost the lease on delivery %s; its outcome is left to the new holder",
+                delivery.pk,
+            )
+            return None
         if outcome == Delivery.Status.DELIVERED:
-            _webhook_succeeded(delivery.webhook)
+            _webhook_succeeded(delivery.webhook, lease)
         else:
-            outcome = _webhook_failed(delivery, result, outcome, now)
-        _finish(delivery, outcome, now)
+            _webhook_failed(delivery.webhook, result, pause, now, lease)
     _log(delivery, result, outcome)
     return outcome
 
@@ -355,59 +626,100 @@ def classify(result):
     return Delivery.Status.FAILED
 
 
-def _finish(delivery, outcome, now):
-    delivery.status = outcome
-    if outcome == Delivery.Status.PENDING:
-        delivery.finished_at = None
-        ids = [delivery.pk]
-        run_at = delivery.next_attempt_at
-        transaction.on_commit(lambda: enqueue(ids, run_after=run_at, behind=True))
-    else:
-        delivery.finished_at = now
-        delivery.next_attempt_at = None
-        transaction.on_commit(lambda: _announce(delivery))
-    delivery.save(
-        update_fields=[
-            "status",
-            "attempt_count",
-            "locked_until",
-            "last_error",
-            "next_attempt_at",
-            "finished_at",
-        ]
-    )
+def _outcome(delivery, result, now):
+    """The outcome and, for a failure worth retrying, the webhook's pause.
 
-
-def _webhook_succeeded(webhook):
-    Webhook.objects.filter(pk=webhook.pk).update(
-        busy_until=None, paused_until=None, consecutive_failures=0, failing_since=None
-    )
-
-
-def _webhook_failed(delivery, result, outcome, now):
-    """Note the failure on the webhook; return the delivery's outcome."""
-    webhook = delivery.webhook
+    Sets the delivery's fields in memory to match.
+    """
+    outcome = classify(result)
+    delivery.attempt_count += 1
+    delivery.locked_until = None
+    delivery.last_error = _error_summary(result)
+    if outcome != Delivery.Status.PENDING:
+        return outcome, None
     # Only a failure worth retrying pauses the webhook: an answer such as 400
     # is about this one notification, not about the server.
-    retrying = outcome == Delivery.Status.PENDING
-    pause = _wait(webhook.consecutive_failures + 1, result)
+    pause = _wait(delivery.webhook.consecutive_failures + 1, result)
+    tries = delivery.attempt_count - delivery.retry_base
+    if tries >= len(app_settings.RETRY_SCHEDULE):
+        return Delivery.Status.GAVE_UP, pause
+    delivery.next_attempt_at = now + max(_wait(tries, result), pause)
+    return outcome, pause
+
+
+def _save_attempt(delivery, request, result, now):
+    DeliveryAttempt.objects.create(
+        delivery=delivery,
+        number=delivery.attempt_count,
+        started_at=now - datetime.timedelta(milliseconds=result.elapsed_ms),
+        duration_ms=result.elapsed_ms,
+        request_headers=request.masked_headers(),
+        status_code=result.status_code,
+        response_body=result.body_start,
+        error=result.error,
+    )
+
+
+def _save_outcome(delivery, outcome, now, lease):
+    """Write the delivery's new state; False when `lease` no longer holds it."""
+    delivery.status = outcome
+    final = outcome != Delivery.Status.PENDING
+    delivery.finished_at = now if final else None
+    if final:
+        delivery.next_attempt_at = None
+    rows = Delivery.objects.filter(pk=delivery.pk)
+    if lease is not None:
+        rows = rows.filter(locked_until=lease.token)
+    saved = rows.update(
+        status=outcome,
+        attempt_count=delivery.attempt_count,
+        locked_until=None,
+        last_error=delivery.last_error,
+        next_attempt_at=delivery.next_attempt_at,
+        finished_at=delivery.finished_at,
+    )
+    if not saved:
+        return False
+    if final:
+        transaction.on_commit(lambda: _announce(delivery))
+    elif lease is None:
+        # A drain queues its successor for the retry when it stops.
+        ids, run_at = [delivery.pk], delivery.next_attempt_at
+        transaction.on_commit(lambda: enqueue(ids, run_after=run_at, behind=True))
+    return True
+
+
+def _webhook_succeeded(webhook, lease):
+    clean = not (webhook.consecutive_failures or webhook.failing_since)
+    if lease is not None and clean and webhook.paused_until is None:
+        # The drain's copy is current: the streak fields change only under
+        # the webhook's lease, and this drain holds it.
+        return
+    release = {} if lease is not None else {"busy_until": None}
     Webhook.objects.filter(pk=webhook.pk).update(
-        busy_until=None,
-        paused_until=now + pause if retrying else F("paused_until"),
+        **release, paused_until=None, consecutive_failures=0, failing_since=None
+    )
+    webhook.paused_until = webhook.failing_since = None
+    webhook.consecutive_failures = 0
+
+
+def _webhook_failed(webhook, result, pause, now, lease):
+    """Note the failure on the webhook: its streak, its pause, maybe disable it."""
+    release = {} if lease is not None else {"busy_until": None}
+    Webhook.objects.filter(pk=webhook.pk).update(
+        **release,
+        paused_until=now + pause if pause else F("paused_until"),
         consecutive_failures=F("consecutive_failures") + 1,
         failing_since=Coalesce(F("failing_since"), now),
     )
+    webhook.consecutive_failures += 1
+    webhook.failing_since = webhook.failing_since or now
+    if pause:
+        webhook.paused_until = now + pause
     if result.status_code == 410:
         _disable(webhook, gettext("The server answered 410 Gone."), now)
     else:
         _disable_if_failing_too_long(webhook, now)
-    if not retrying:
-        return outcome
-    tries = delivery.attempt_count - delivery.retry_base
-    if tries >= len(app_settings.RETRY_SCHEDULE):
-        return Delivery.Status.GAVE_UP
-    delivery.next_attempt_at = now + max(_wait(tries, result), pause)
-    return outcome
 
 
 def _wait(tries, result):
@@ -455,6 +767,7 @@ def _disable(webhook, reason, now):
     disabled = Webhook.objects.filter(pk=webhook.pk, enabled=True).update(
         enabled=False, disabled_reason=reason, disabled_at=now
     )
+    webhook.enabled = False
     if disabled:
         logger.warning("Disabled webhook %s (%s): %s", webhook.pk, webhook.name, reason)
 

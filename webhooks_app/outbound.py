@@ -8,6 +8,7 @@ values in what it reports.
 
 import base64
 import contextlib
+import http.cookiejar
 import ipaddress
 import logging
 import os
@@ -174,7 +175,6 @@ class _GuardMixin:
             raise ConnectTimeoutError(self, message) from error
         except OSError as error:
             raise NewConnectionError(self, f"Failed to connect: {error}") from error
-        _Deadline.watch(self)
         return sock
 
 
@@ -186,11 +186,20 @@ class _GuardedHTTPSConnection(_GuardMixin, HTTPSConnection):
     pass
 
 
-class _GuardedHTTPPool(HTTPConnectionPool):
+class _WatchedPoolMixin:
+    def _get_conn(self, timeout=None):
+        # Every call's deadline covers the connection it uses, whether new or
+        # kept alive from an earlier call of the same `Session`.
+        connection = super()._get_conn(timeout)
+        _Deadline.watch(connection)
+        return connection
+
+
+class _GuardedHTTPPool(_WatchedPoolMixin, HTTPConnectionPool):
     ConnectionCls = _GuardedHTTPConnection
 
 
-class _GuardedHTTPSPool(HTTPSConnectionPool):
+class _GuardedHTTPSPool(_WatchedPoolMixin, HTTPSConnectionPool):
     ConnectionCls = _GuardedHTTPSConnection
 
 
@@ -319,13 +328,42 @@ class OutboundResult:
         return self.response_headers.get("Location", "")
 
 
-def send(request):
-    """Send `request`; return an `OutboundResult`, never raising for network trouble."""
+def session():
+    """A requests session configured as every outbound call needs it.
+
+    Calls that pass the same session to `send` keep connections alive between
+    them. Each connection was checked by the address guard when it was made,
+    so a kept one still goes to the address that was checked.
+    """
+    client = requests.Session()
+    # Proxies and .netrc from the environment would change both where the
+    # request goes and what it carries.
+    client.trust_env = False
+    # TLS is always verified; a site with its own CA names its bundle the way
+    # requests users expect.
+    client.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
+    # Nothing a server sets is sent back to it, or to anyone.
+    client.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    adapter = _GuardedAdapter(max_retries=0)
+    client.mount("http://", adapter)
+    client.mount("https://", adapter)
+    return client
+
+
+def send(request, client=None):
+    """Send `request`; return an `OutboundResult`, never raising for network trouble.
+
+    `client` is a `session()` to send through; by default a fresh one.
+    """
     result = OutboundResult(request=request)
     started = time.monotonic()
     with _Deadline(app_settings.TOTAL_TIMEOUT) as deadline:
         try:
-            _exchange(request, result, deadline)
+            if client is None:
+                with session() as client:
+                    _exchange(client, request, result, deadline)
+            else:
+                _exchange(client, request, result, deadline)
         except requests.RequestException as error:
             _describe_failure(result, error, deadline)
     result.elapsed_ms = round((time.monotonic() - started) * 1000)
@@ -343,33 +381,23 @@ def send(request):
     return result
 
 
-def _exchange(request, result, deadline):
-    with requests.Session() as session:
-        # Proxies and .netrc from the environment would change both where
-        # the request goes and what it carries.
-        session.trust_env = False
-        # TLS is always verified; a site with its own CA names its bundle the
-        # way requests users expect.
-        session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or True
-        adapter = _GuardedAdapter(max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        with session.request(
-            request.method,
-            request.target_url(),
-            data=request.body,
-            headers=request.all_headers(),
-            timeout=(app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT),
-            allow_redirects=False,
-            stream=True,
-        ) as response:
-            if deadline.expired:
-                # The headers ended because the deadline closed the socket.
-                raise requests.Timeout()
-            result.status_code = response.status_code
-            result.reason = response.reason or ""
-            result.response_headers = dict(response.headers)
-            result.body_start, result.complete = _read_capped(response, deadline)
+def _exchange(client, request, result, deadline):
+    with client.request(
+        request.method,
+        request.target_url(),
+        data=request.body,
+        headers=request.all_headers(),
+        timeout=(app_settings.CONNECT_TIMEOUT, app_settings.READ_TIMEOUT),
+        allow_redirects=False,
+        stream=True,
+    ) as response:
+        if deadline.expired:
+            # The headers ended because the deadline closed the socket.
+            raise requests.Timeout()
+        result.status_code = response.status_code
+        result.reason = response.reason or ""
+        result.response_headers = dict(response.headers)
+        result.body_start, result.complete = _read_capped(response, deadline)
 
 
 def _read_capped(response, deadline):

@@ -12,6 +12,12 @@ def deliver(delivery_id):
 
 
 @task()
+def drain(webhook_id):
+    """A webhook's due deliveries, for a while (see `webhooks_app.delivery`)."""
+    return delivery.drain(webhook_id)
+
+
+@task()
 def sweep():
     """Send again the deliveries that a dead process left; runs while any wait."""
     return delivery.sweep()

@@ -180,6 +180,9 @@ class Webhook(models.Model):
     busy_until = models.DateTimeField(
         _("attempt in flight until"), null=True, blank=True, editable=False
     )
+    # When the drain task last queued for this webhook is due to run; while
+    # one is queued, recording does not queue another (see delivery.py).
+    drain_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("webhook")
