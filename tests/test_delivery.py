@@ -283,8 +283,10 @@ def test_host_code_notification_links_to_its_dashboard_page(fast, receiver, sett
 
     sent = json.loads(receiver.requests[0].body)
     assert sent["header"] == payload["header"]
-    assert sent["payload"]["report_link"].startswith("https://alerts.example.com/")
-    assert "28740" in sent["payload"]["report_link"]
+    assert (
+        sent["payload"]["report_link"]
+        == "https://alerts.example.com/alerts/models/28740/"
+    )
     assert sent["payload"]["performance_alerts"] == {
         "cbpe": [{"metric_name": "specificity"}]
     }
