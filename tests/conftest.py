@@ -37,6 +37,24 @@ def post_notification(client, inbound_token):
     return post
 
 
+# Secrets of the `webhook` fixture, to look for where they must not appear.
+TOKEN = "bearer-secret-abcdef123456"
+HEADER_SECRET = "header-secret-987654321"
+
+
+@pytest.fixture
+def webhook(receiver, db):
+    """A webhook to the `receiver`, with a bearer token and two header pairs."""
+    from webhooks_app.models import Webhook
+
+    webhook = Webhook.objects.create(
+        name="ops", url=receiver.url, auth=Webhook.Auth.BEARER, bearer_token=TOKEN
+    )
+    webhook.headers.create(key="X-Api-Key", value=HEADER_SECRET, is_secret=True)
+    webhook.headers.create(key="X-Route", value="team-a", is_secret=False)
+    return webhook
+
+
 @pytest.fixture
 def receiver():
     """A real HTTP server on loopback; see tests/servers.py."""

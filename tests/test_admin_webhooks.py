@@ -6,14 +6,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from tests.conftest import screenshot
+from tests.conftest import HEADER_SECRET, TOKEN, screenshot
 from tests.servers import Receiver, Reply
 from webhooks_app.models import Webhook
 
 pytestmark = pytest.mark.django_db
 
-TOKEN = "bearer-secret-abcdef123456"
-HEADER_SECRET = "header-secret-987654321"
 PASSWORD = "basic-password-555666777"
 ADD_URL = reverse("admin:webhooks_app_webhook_add")
 LIST_URL = reverse("admin:webhooks_app_webhook_changelist")
@@ -67,16 +65,6 @@ def saved_rows(webhook):
         else {"id": h.pk, "webhook": webhook.pk, "key": h.key, "value": h.value}
         for h in webhook.headers.all()
     ]
-
-
-@pytest.fixture
-def webhook(receiver):
-    webhook = Webhook.objects.create(
-        name="ops", url=receiver.url, auth=Webhook.Auth.BEARER, bearer_token=TOKEN
-    )
-    webhook.headers.create(key="X-Api-Key", value=HEADER_SECRET, is_secret=True)
-    webhook.headers.create(key="X-Route", value="team-a", is_secret=False)
-    return webhook
 
 
 def test_a_webhook_with_header_rows_is_added_without_a_request(admin_client, receiver):

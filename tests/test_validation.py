@@ -5,6 +5,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
+from tests.conftest import HEADER_SECRET, TOKEN
 from tests.servers import HANG, Reply
 from webhooks_app import envelope
 from webhooks_app.models import Alert, Notification, Webhook, WebhookHeader
@@ -12,19 +13,6 @@ from webhooks_app.models.notifications import WEBHOOK_TEST
 from webhooks_app.validation import validate, validate_and_record
 
 pytestmark = pytest.mark.django_db
-
-TOKEN = "bearer-secret-abcdef123456"
-HEADER_SECRET = "header-secret-987654321"
-
-
-@pytest.fixture
-def webhook(receiver):
-    webhook = Webhook.objects.create(
-        name="ops", url=receiver.url, auth=Webhook.Auth.BEARER, bearer_token=TOKEN
-    )
-    webhook.headers.create(key="X-Api-Key", value=HEADER_SECRET, is_secret=True)
-    webhook.headers.create(key="X-Route", value="team-a", is_secret=False)
-    return webhook
 
 
 def test_a_200_answer_is_valid_and_recorded(webhook, receiver):
