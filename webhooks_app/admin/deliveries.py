@@ -77,17 +77,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     search_fields = ["=notification__id", "webhook__name"]
     search_help_text = _("Exact notification id, or a webhook name.")
     show_full_result_count = False
-    fields = [
-        "notification",
-        "webhook",
-        "status",
-        "attempt_count",
-        "next_attempt_at",
-        "last_error",
-        "created_at",
-        "finished_at",
-        "message_id",
-    ]
+    fields = [*list_display, "message_id"]
     readonly_fields = fields
     inlines = [DeliveryAttemptInline]
     actions = ["resend_now"]
