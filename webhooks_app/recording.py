@@ -3,11 +3,11 @@
 import logging
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from webhooks_app import delivery, envelope, history
+from webhooks_app import delivery, envelope, history, statements
 from webhooks_app.kinds import Category, kind_of
 from webhooks_app.models import Alert, MonitoredModel, Notification
 from webhooks_app.models.notifications import WEBHOOK_TEST
@@ -39,15 +39,16 @@ def record_notification(data, *, body=None, source=Notification.Source.HOST):
     if isinstance(body, bytes):
         body = body.decode()
     parsed = envelope.parse(data)
+    # Rows are made before the transaction, so that it holds its locks (on
+    # SQLite, the whole database) only while the statements run.
+    notification = _new_notification(parsed, body or "", source)
+    alerts = _new_alerts(notification, parsed)
+    connection = connections[router.db_for_write(Notification)]
 
-    with transaction.atomic():
-        model = _locked_model(parsed)
-        notification = _create_once(model, parsed, body or "", source)
-        if notification is None:
-            return RecordResult(_log_duplicate(model, parsed), created=False)
-        _create_alerts(notification, parsed)
-        _update_model(model, notification, parsed)
-        _after_recording(notification)
+    if not _record_in_one_statement(connection, parsed, notification, alerts):
+        result = _record_locked(connection, parsed, notification, alerts)
+        if result is not None:
+            return result
 
     logger.info(
         "Recorded %s for model %s run %s: %d alerts (notification %s)",
@@ -60,25 +61,76 @@ def record_notification(data, *, body=None, source=Notification.Source.HOST):
     return RecordResult(notification, created=True)
 
 
-def _locked_model(parsed):
+def _record_in_one_statement(connection, parsed, notification, alerts):
+    """The usual case on PostgreSQL: a newer run of a known model, unlocked.
+
+    One statement reads the model and one writes everything, if nothing was
+    recorded for the model in between (see `statements`); False when this
+    notification needs the locked way: a new model, a late run or a webhook
+    test, a summary to recompute, an enabled webhook (its deliveries are
+    written under the lock), or a recording that came in between.
+    """
+    if connection.vendor != "postgresql":
+        return False
+    found = statements.read_versioned_model(connection, parsed.model_id)
+    if found is None:
+        return False
+    model, version, any_webhook, next_id = found
+    if any_webhook or not _is_newest_run(model, parsed):
+        return False
+    notification.model = model
+    notification.pk = next_id
+    summary = _next_summary(model, notification, parsed)
+    if summary is None:
+        return False
+    return statements.record_newest(
+        connection, model, version, summary, notification, alerts
+    )
+
+
+def _record_locked(connection, parsed, notification, alerts):
+    """Record under the model's lock; a `RecordResult` for a duplicate, else None."""
+    notification.pk = None
+    with transaction.atomic(using=connection.alias):
+        model, any_webhook = _locked_model(connection, parsed)
+        notification.model = model
+        if not _insert_once(connection, notification, _is_newest_run(model, parsed)):
+            return RecordResult(_log_duplicate(model, parsed), created=False)
+        statements.insert_rows(
+            connection,
+            Alert,
+            ["notification", "model", "run_started_at", *statements.ALERT_COLUMNS],
+            [
+                (notification.pk, model.pk, notification.run_started_at, *alert)
+                for alert in alerts
+            ],
+        )
+        _update_model(connection, model, notification, parsed)
+        if any_webhook:
+            _after_recording(notification)
+    return None
+
+
+def _locked_model(connection, parsed):
     """The monitored model, made when new, locked until the transaction ends.
+
+    Also says whether any webhook is enabled, which most often none is.
 
     The lock makes recordings for one model take turns (on SQLite the
     IMMEDIATE transaction does), so each sees every run recorded before it:
     the newest-run check below and the summary built on it stay right when
     runs of one model arrive at once.
     """
-    models = MonitoredModel.objects.select_for_update()
-    try:
-        return models.get(nannyml_id=parsed.model_id)
-    except MonitoredModel.DoesNotExist:
-        # ON CONFLICT DO NOTHING: a concurrent first run of the same model
-        # waits for the other's row instead of failing on the unique id.
-        MonitoredModel.objects.bulk_create(
-            [MonitoredModel(nannyml_id=parsed.model_id, name=parsed.model_name)],
-            ignore_conflicts=True,
-        )
-    return models.get(nannyml_id=parsed.model_id)
+    found = statements.read_model(connection, parsed.model_id, lock=True)
+    if found[0] is not None:
+        return found
+    # ON CONFLICT DO NOTHING: a concurrent first run of the same model
+    # waits for the other's row instead of failing on the unique id.
+    MonitoredModel.objects.using(connection.alias).bulk_create(
+        [MonitoredModel(nannyml_id=parsed.model_id, name=parsed.model_name)],
+        ignore_conflicts=True,
+    )
+    return statements.read_model(connection, parsed.model_id, lock=True)
 
 
 def _is_newest_run(model, parsed):
@@ -89,11 +141,10 @@ def _is_newest_run(model, parsed):
     return latest is None or parsed.run_started_at > latest
 
 
-def _create_notification(model, parsed, body, source):
+def _new_notification(parsed, body, source):
     is_test = parsed.notification_type == WEBHOOK_TEST
     performance = sum(a.category == Category.PERFORMANCE for a in parsed.alerts)
-    return Notification.objects.create(
-        model=model,
+    return Notification(
         notification_type=parsed.notification_type,
         run_started_at=parsed.run_started_at,
         report_link=parsed.report_link,
@@ -105,20 +156,37 @@ def _create_notification(model, parsed, body, source):
     )
 
 
-def _create_once(model, parsed, body, source):
-    """The new notification, or None when this run is recorded already.
+def _new_alerts(notification, parsed):
+    """The alerts as rows of `statements.ALERT_COLUMNS`."""
+    if notification.is_test:
+        return []
+    return [
+        (
+            alert.category,
+            kind_of(alert.category, alert.key),
+            alert.key,
+            alert.metric_name,
+        )
+        for alert in parsed.alerts
+    ]
+
+
+def _insert_once(connection, notification, newest):
+    """Insert the notification; False when its run is recorded already.
 
     A run newer than every recorded one cannot repeat one, so it needs no
     savepoint. A late run or a webhook test may; the savepoint lets the
     unique constraint say so without aborting the transaction.
     """
-    if _is_newest_run(model, parsed):
-        return _create_notification(model, parsed, body, source)
+    if newest:
+        statements.insert(connection, notification)
+        return True
     try:
-        with transaction.atomic():
-            return _create_notification(model, parsed, body, source)
+        with transaction.atomic(using=connection.alias):
+            statements.insert(connection, notification)
     except IntegrityError:
-        return None
+        return False
+    return True
 
 
 def _log_duplicate(model, parsed):
@@ -137,24 +205,28 @@ def _log_duplicate(model, parsed):
     return existing
 
 
-def _create_alerts(notification, parsed):
-    if notification.is_test:
-        return
-    Alert.objects.bulk_create(
-        Alert(
-            notification=notification,
-            model_id=notification.model_id,
-            run_started_at=notification.run_started_at,
-            category=alert.category,
-            kind=kind_of(alert.category, alert.key),
-            key=alert.key,
-            metric_name=alert.metric_name,
-        )
-        for alert in parsed.alerts
+def _run(notification, parsed):
+    return history.run_of(
+        notification.pk,
+        parsed.run_started_at,
+        parsed.succeeded,
+        {(kind_of(a.category, a.key), a.key, a.metric_name) for a in parsed.alerts},
     )
 
 
-def _update_model(model, notification, parsed):
+def _next_summary(model, notification, parsed):
+    """The model's fields once this newest run is recorded, from its stored state.
+
+    None when the state cannot be built on (see `history.summarize_next`).
+    """
+    run = _run(notification, parsed)
+    summary = history.summarize_next(model, run)
+    if summary is not None:
+        summary.update(name=parsed.model_name, last_run_started_at=run.started_at)
+    return summary
+
+
+def _update_model(connection, model, notification, parsed):
     """Move the model's summary on, and its name and last run for a newer run.
 
     One UPDATE. A run newer than the rest builds on the stored summary state;
@@ -163,19 +235,15 @@ def _update_model(model, notification, parsed):
     """
     if notification.is_test:
         return
-    run = history.run_of(
-        notification.pk,
-        parsed.run_started_at,
-        parsed.succeeded,
-        {(kind_of(a.category, a.key), a.key, a.metric_name) for a in parsed.alerts},
-    )
-    newest = _is_newest_run(model, parsed)
-    summary = history.summarize_next(model, run) if newest else None
+    summary = None
+    if _is_newest_run(model, parsed):
+        summary = _next_summary(model, notification, parsed)
     if summary is None:
         summary = history.summarize(model)
-    if newest:
-        summary.update(name=parsed.model_name, last_run_started_at=run.started_at)
-    MonitoredModel.objects.filter(pk=model.pk).update(**summary)
+        if _is_newest_run(model, parsed):
+            run = _run(notification, parsed)
+            summary.update(name=parsed.model_name, last_run_started_at=run.started_at)
+    statements.update(connection, MonitoredModel, model.pk, summary)
 
 
 @receiver(post_delete, sender=Notification)

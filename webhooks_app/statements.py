@@ -1,0 +1,310 @@
+"""Statements written out once and run with new values: recording's hot path.
+
+Building a query through the ORM costs several times what the database takes
+to run it, and recording runs a handful of them for every notification. So
+recording writes its few statements here, once per database vendor, and binds
+only values. Table and column names, the conversion of values to and from the
+database, and defaults still come from the models' fields, so the statements
+follow the models.
+"""
+
+import functools
+
+from webhooks_app.models import Alert, MonitoredModel, Notification, Webhook
+
+# The columns of an alert's own values, in the order recording gives them.
+ALERT_COLUMNS = ("category", "kind", "key", "metric_name")
+
+# Written statements and converters by database vendor and purpose.
+_cache = {}
+
+
+def _cached(connection, key, make):
+    key = (connection.vendor, *key)
+    if key not in _cache:
+        _cache[key] = make()
+    return _cache[key]
+
+
+def _quote(connection, name):
+    return connection.ops.quote_name(name)
+
+
+def _columns(connection, fields):
+    return ", ".join(_quote(connection, field.column) for field in fields)
+
+
+def _model_statement(connection, lock):
+    table = MonitoredModel._meta.db_table
+    webhooks = Webhook._meta.db_table
+    enabled = Webhook._meta.get_field("enabled").column
+    nannyml_id = MonitoredModel._meta.get_field("nannyml_id").column
+    # Names from the models' metadata, quoted; every value is a bound parameter.
+    sql = (
+        f"SELECT {_columns(connection, MonitoredModel._meta.concrete_fields)},"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {_quote(connection, webhooks)}"
+        f" WHERE {_quote(connection, enabled)} = %s)"
+        f" FROM {_quote(connection, table)}"
+        f" WHERE {_quote(connection, nannyml_id)} = %s"
+    )
+    if lock:
+        sql += " FOR UPDATE"
+    return sql
+
+
+def _converters(connection, model):
+    """Each concrete field with the converters a query of it would apply."""
+    result = []
+    for field in model._meta.concrete_fields:
+        column = field.get_col(model._meta.db_table)
+        converters = connection.ops.get_db_converters(column)
+        result.append((column, converters + column.get_db_converters(connection)))
+    return result
+
+
+def _from_db(connection, model, row):
+    fields = _cached(
+        connection, ("from_db", model), lambda: _converters(connection, model)
+    )
+    values = []
+    for value, (column, converters) in zip(row, fields, strict=True):
+        for converter in converters:
+            value = converter(value, column, connection)
+        values.append(value)
+    field_names = [field.attname for field in model._meta.concrete_fields]
+    return model.from_db(connection.alias, field_names, values)
+
+
+def read_model(connection, nannyml_id, lock):
+    """The monitored model with that id, or None, and whether any webhook is on.
+
+    With `lock`, the row stays locked until the transaction ends (on a
+    database that can lock rows).
+    """
+    lock = lock and connection.features.has_select_for_update
+    sql = _cached(
+        connection, ("model", lock), lambda: _model_statement(connection, lock)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [True, nannyml_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    *fields, any_webhook = row
+    return _from_db(connection, MonitoredModel, fields), bool(any_webhook)
+
+
+def _insert_fields(model, with_pk=False):
+    return [
+        field
+        for field in model._meta.concrete_fields
+        if with_pk or not field.primary_key
+    ]
+
+
+def _insert_sql(connection, model, fields, rows=1):
+    row = f"({', '.join(['%s'] * len(fields))})"
+    table = _quote(connection, model._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({_columns(connection, fields)})"  # noqa: S608
+        f" VALUES {', '.join([row] * rows)}"
+    )
+
+
+def _values(connection, instance, fields):
+    return [
+        field.get_db_prep_save(getattr(instance, field.attname), connection)
+        for field in fields
+    ]
+
+
+def insert(connection, instance):
+    """INSERT `instance` (a new row, defaults applied) and set its primary key."""
+    model = type(instance)
+    fields = _insert_fields(model)
+    returning = connection.features.can_return_columns_from_insert
+    pk_column = model._meta.pk.column
+
+    def make():
+        sql = _insert_sql(connection, model, fields)
+        if returning:
+            sql += f" RETURNING {_quote(connection, pk_column)}"
+        return sql
+
+    sql = _cached(connection, ("insert", model, returning), make)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, _values(connection, instance, fields))
+        if returning:
+            pk = cursor.fetchone()[0]
+        else:
+            pk = connection.ops.last_insert_id(cursor, model._meta.db_table, pk_column)
+    instance.pk = pk
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return instance
+
+
+def insert_rows(connection, model, names, rows):
+    """INSERT rows of values for the fields `names`, many to a statement."""
+    if not rows:
+        return
+    fields = [model._meta.get_field(name) for name in names]
+    size = connection.ops.bulk_batch_size(fields, rows)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
+            cursor.execute(
+                _insert_sql(connection, model, fields, rows=len(batch)),
+                [
+                    field.get_db_prep_save(value, connection)
+                    for row in batch
+                    for field, value in zip(fields, row, strict=True)
+                ],
+            )
+
+
+def update(connection, model, pk, values):
+    """UPDATE one row of `model`: `values` maps field names (or attnames) on."""
+    fields = [model._meta.get_field(name) for name in values]
+    assignments = ", ".join(
+        f"{_quote(connection, field.column)} = %s" for field in fields
+    )
+    sql = (
+        f"UPDATE {_quote(connection, model._meta.db_table)} SET {assignments}"  # noqa: S608
+        f" WHERE {_quote(connection, model._meta.pk.column)} = %s"
+    )
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values.values(), strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, pk])
+
+
+# PostgreSQL: a newer run of a known model in one statement, without a lock.
+# The model row is read with its version (xmin, which every update of the row
+# changes) and the next notification key; the summary is worked out from what
+# was read; then one statement updates the row only if it is still at that
+# version and, only then, inserts the notification and its alerts. If anything
+# recorded in between, nothing is written and the caller takes the locked way.
+
+
+def _read_versioned_statement(connection):
+    model = MonitoredModel._meta
+    webhooks = Webhook._meta
+    notifications = Notification._meta
+    return (
+        f"SELECT {_columns(connection, model.concrete_fields)}, xmin::text,"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {_quote(connection, webhooks.db_table)}"
+        f" WHERE {_quote(connection, webhooks.get_field('enabled').column)} = %s),"
+        f" nextval(pg_get_serial_sequence(%s, %s))"
+        f" FROM {_quote(connection, model.db_table)}"
+        f" WHERE {_quote(connection, model.get_field('nannyml_id').column)} = %s"
+    ), [notifications.db_table, notifications.pk.column]
+
+
+def read_versioned_model(connection, nannyml_id):
+    """The model, its row version, whether any webhook is on, the next key.
+
+    None when there is no such model yet.
+    """
+    sql, names = _cached(
+        connection, ("read versioned",), lambda: _read_versioned_statement(connection)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [True, *names, nannyml_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    *fields, version, any_webhook, next_id = row
+    return _from_db(connection, MonitoredModel, fields), version, any_webhook, next_id
+
+
+def _cast(connection, field):
+    return f"%s::{field.cast_db_type(connection)}"
+
+
+def _copied_fields():
+    """The notification's columns that the statement binds (all but two)."""
+    return [field for field in _insert_fields(Notification) if field.name != "model"]
+
+
+def _record_statement(connection, summary_names):
+    model = MonitoredModel._meta
+    notification = Notification._meta
+    q = functools.partial(_quote, connection)
+    assignments = ", ".join(
+        f"{q(model.get_field(name).column)} = %s" for name in summary_names
+    )
+    inserted = [notification.pk, notification.get_field("model"), *_copied_fields()]
+    selected = ", ".join(
+        [
+            _cast(connection, notification.pk),
+            "m.id",
+            *(_cast(connection, field) for field in _copied_fields()),
+        ]
+    )
+    run_started_at = q(notification.get_field("run_started_at").column)
+    return (
+        f"WITH m AS (UPDATE {q(model.db_table)} SET {assignments}"  # noqa: S608
+        f" WHERE {q(model.pk.column)} = %s AND xmin::text = %s"
+        f" RETURNING {q(model.pk.column)} AS id),"
+        f" n AS (INSERT INTO {q(notification.db_table)}"
+        f" ({_columns(connection, inserted)}) SELECT {selected} FROM m"
+        f" RETURNING {q(notification.pk.column)} AS id,"
+        f" {q(notification.get_field('model').column)} AS model_id,"
+        f" {run_started_at} AS run_started_at)"
+    )
+
+
+def _alerts_statement(connection, count):
+    alert = Alert._meta
+    listed = [alert.get_field(name) for name in ALERT_COLUMNS]
+    columns = [
+        alert.get_field("notification"),
+        alert.get_field("model"),
+        alert.get_field("run_started_at"),
+        *listed,
+    ]
+    row = f"({', '.join(_cast(connection, field) for field in listed)})"
+    table = _quote(connection, alert.db_table)
+    return (
+        f", a AS (INSERT INTO {table} ({_columns(connection, columns)})"  # noqa: S608
+        " SELECT n.id, n.model_id, n.run_started_at, v.* FROM n CROSS JOIN"
+        f" (VALUES {', '.join([row] * count)}) AS v)"
+    )
+
+
+def record_newest(connection, model, version, summary, notification, alerts):
+    """Update `model` with `summary` and insert `notification` (its key set)
+    and `alerts` (rows of ALERT_COLUMNS), in one statement; False, writing
+    nothing, if the model's row is no longer at `version`.
+    """
+    names = tuple(summary)
+    sql = _cached(
+        connection,
+        ("record newest", names),
+        lambda: _record_statement(connection, names),
+    )
+    params = [
+        MonitoredModel._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in summary.items()
+    ]
+    params += [model.pk, version, notification.pk]
+    params += _values(connection, notification, _copied_fields())
+    if alerts:
+        sql += _alerts_statement(connection, len(alerts))
+        listed = [Alert._meta.get_field(name) for name in ALERT_COLUMNS]
+        for alert in alerts:
+            params += [
+                field.get_db_prep_save(value, connection)
+                for field, value in zip(listed, alert, strict=True)
+            ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " SELECT id FROM n", params)  # noqa: S608
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    notification._state.adding = False
+    notification._state.db = connection.alias
+    return True
