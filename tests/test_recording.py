@@ -189,13 +189,22 @@ def test_concurrent_copies_of_one_run_make_one_record(seed_payload):
     assert MonitoredModel.objects.count() == 1
 
 
-def test_a_run_recorded_in_between_makes_the_one_statement_write_nothing():
+@pytest.fixture
+def read_after_one_run():
+    """PostgreSQL's first read of a newer run, after one run of the seed model."""
     if connection.vendor != "postgresql":
         pytest.skip("the one-statement write is PostgreSQL's")
     record_notification(_payload_with_alerts(1, "2024-01-01T00:00:00"))
     model, version, _any_webhook, next_id = statements.read_versioned_model(
         connection, 28740
     )
+    return model, version, next_id
+
+
+def test_a_run_recorded_in_between_makes_the_one_statement_write_nothing(
+    read_after_one_run,
+):
+    model, version, next_id = read_after_one_run
     record_notification(_payload_with_alerts(2, "2024-01-02T00:00:00"))
     alerts = Alert.objects.count()
     stale = Notification(
@@ -220,13 +229,10 @@ def test_a_run_recorded_in_between_makes_the_one_statement_write_nothing():
     assert Alert.objects.count() == alerts
 
 
-def test_the_one_statement_write_records_a_newer_run_as_the_locked_way_does():
-    if connection.vendor != "postgresql":
-        pytest.skip("the one-statement write is PostgreSQL's")
-    record_notification(_payload_with_alerts(1, "2024-01-01T00:00:00"))
-    model, version, _any_webhook, next_id = statements.read_versioned_model(
-        connection, 28740
-    )
+def test_the_one_statement_write_records_a_newer_run_as_the_locked_way_does(
+    read_after_one_run,
+):
+    model, version, next_id = read_after_one_run
     newer = Notification(
         pk=next_id,
         model=model,
