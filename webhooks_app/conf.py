@@ -52,6 +52,10 @@ DEFAULTS = {
     # starts none after DRAIN_SECONDS, and leases DRAIN_BATCH at a time.
     "DRAIN_SECONDS": 2,
     "DRAIN_BATCH": 100,
+    # A drain writes the outcomes of its successful attempts RECORD_BATCH at
+    # a time, in one transaction; a worker that dies sends at most that many
+    # again.
+    "RECORD_BATCH": 20,
     # Seconds an attempt may run beyond its connect and read timeouts before
     # it counts as lost.
     "LEASE_MARGIN": 30,

@@ -15,6 +15,7 @@ wait aside.
 
 import datetime
 import email.utils
+import functools
 import logging
 import random
 import time
@@ -347,19 +348,24 @@ def _schedule_next(webhook_id):
 def _drain_leased(lease, deadline):
     """Send due deliveries in batches until none is due, time is up, or it stops."""
     parts = _parts_or_none(lease.webhook)
+    delivered = _Delivered(lease)
     tried = 0
     # One session per drain: its connection to the webhook is kept alive.
     with outbound.session() as client:
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not lease.lost:
             batch = _take_batch(lease)
             if not batch:
                 break
             for index, delivery in enumerate(batch):
                 if time.monotonic() >= deadline or _must_stop(lease):
+                    delivered.write()
                     _unlock(batch[index:], lease)
                     return tried
-                _attempt(delivery, parts, lease, client)
+                _attempt(delivery, parts, lease, client, delivered)
                 tried += 1
+            # Before the next batch: one whose lease was taken over would
+            # find these deliveries due again.
+            delivered.write()
     return tried
 
 
@@ -405,7 +411,7 @@ def _unlock(deliveries, lease):
     ).update(locked_until=None)
 
 
-def _attempt(delivery, parts, lease, client):
+def _attempt(delivery, parts, lease, client, delivered):
     now = timezone.now()
     try:
         request = build_request(delivery, now, parts)
@@ -414,8 +420,37 @@ def _attempt(delivery, parts, lease, client):
         request, result = _unprepared(delivery)
     else:
         result = outbound.send(request, client)
+    if result.ok:
+        delivered.add(delivery, request, result)
+        return
+    # Outcomes are written in the order of the attempts: the successes first.
+    delivered.write()
     if _record(delivery, request, result, lease) is None:
         lease.lost = True
+
+
+class _Delivered:
+    """A drain's successful attempts, written RECORD_BATCH at a time.
+
+    One transaction writes the attempts and outcomes of several deliveries
+    instead of one each. A worker that dies before writing them leaves those
+    deliveries leased: once the lease lapses the sweep sends them again, so
+    they still go out at least once.
+    """
+
+    def __init__(self, lease):
+        self.lease = lease
+        self.waiting = []
+
+    def add(self, delivery, request, result):
+        self.waiting.append((delivery, request, result, timezone.now()))
+        if len(self.waiting) >= app_settings.RECORD_BATCH:
+            self.write()
+
+    def write(self):
+        if self.waiting:
+            waiting, self.waiting = self.waiting, []
+            _record_delivered(waiting, self.lease)
 
 
 def _fail_due_for_disabled(webhook, now):
@@ -603,10 +638,7 @@ def _record(delivery, request, result, lease=None):
     with transaction.atomic():
         _save_attempt(delivery, request, result, now)
         if not _save_outcome(delivery, outcome, now, lease):
-            logger.warning(
-                "Lost the lease on delivery %s; its outcome is left to the new holder",
-                delivery.pk,
-            )
+            _warn_lost(delivery)
             return None
         if outcome == Delivery.Status.DELIVERED:
             _webhook_succeeded(delivery.webhook, lease)
@@ -614,6 +646,50 @@ def _record(delivery, request, result, lease=None):
             _webhook_failed(delivery.webhook, result, pause, now, lease)
     _log(delivery, result, outcome)
     return outcome
+
+
+def _record_delivered(entries, lease):
+    """Write successful attempts, as `(delivery, request, result, ended)`.
+
+    As `_record` does for one, each outcome is written only while the
+    delivery is still leased to the drain, and the attempts are kept either
+    way; `lease.lost` is set when any delivery was taken over.
+    """
+    now = timezone.now()
+    attempts = []
+    for delivery, request, result, ended in entries:
+        _outcome(delivery, result, now)
+        attempts.append(_attempt_row(delivery, request, result, ended))
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(attempts)
+        held = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[d.pk for d, *_ in entries], locked_until=lease.token)
+            .values_list("pk", flat=True)
+        )
+        # Each held delivery has made exactly one more attempt, unseen by
+        # anyone else: the lease keeps everyone else from it.
+        Delivery.objects.filter(pk__in=held).update(
+            status=Delivery.Status.DELIVERED,
+            attempt_count=F("attempt_count") + 1,
+            locked_until=None,
+            last_error="",
+            next_attempt_at=None,
+            finished_at=now,
+        )
+        if held:
+            _webhook_succeeded(lease.webhook, lease)
+        for delivery in (d for d, *_ in entries if d.pk in held):
+            delivery.status = Delivery.Status.DELIVERED
+            delivery.next_attempt_at = None
+            delivery.finished_at = now
+            transaction.on_commit(functools.partial(_announce, delivery))
+    for delivery, _request, result, _ended in entries:
+        if delivery.pk in held:
+            _log(delivery, result, Delivery.Status.DELIVERED)
+        else:
+            _warn_lost(delivery)
+            lease.lost = True
 
 
 def classify(result):
@@ -647,8 +723,20 @@ def _outcome(delivery, result, now):
     return outcome, pause
 
 
+def _warn_lost(delivery):
+    logger.warning(
+        "Lost the lease on delivery %s; its outcome is left to the new holder",
+        delivery.pk,
+    )
+
+
 def _save_attempt(delivery, request, result, now):
-    DeliveryAttempt.objects.create(
+    _attempt_row(delivery, request, result, now).save(force_insert=True)
+
+
+def _attempt_row(delivery, request, result, now):
+    """The attempt that ended at `now`, not saved."""
+    return DeliveryAttempt(
         delivery=delivery,
         number=delivery.attempt_count,
         started_at=now - datetime.timedelta(milliseconds=result.elapsed_ms),
