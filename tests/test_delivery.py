@@ -565,16 +565,20 @@ def test_successes_not_yet_written_when_a_worker_dies_are_sent_again(fast, recei
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_hanging_webhook_holds_a_single_worker_for_one_timeout(fast):
+def test_a_hanging_webhook_on_a_single_worker_takes_one_timeout_then_pauses(fast):
     patient = {**fast, "RETRY_SCHEDULE": [0, 60]}
     with Receiver() as healthy, Receiver(default=HANG) as hanging:
         make_webhook(hanging.url, name="hanging")
         make_webhook(healthy.url, name="healthy")
         for day in range(1, 11):
             record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+        timed_out = DeliveryAttempt.objects.filter(delivery__webhook__name="hanging")
 
         with TaskWorker(patient, processes=1):
-            done = wait_until(lambda: healthy.wait_for(10, timeout=0.1), timeout=60)
+            done = wait_until(
+                lambda: healthy.wait_for(10, timeout=0.1) and timed_out.exists(),
+                timeout=60,
+            )
             probes = len(hanging.requests)
 
     assert done
@@ -582,6 +586,63 @@ def test_a_hanging_webhook_holds_a_single_worker_for_one_timeout(fast):
     hanging_deliveries = Delivery.objects.filter(webhook__name="hanging")
     assert set(hanging_deliveries.values_list("status", flat=True)) == {"pending"}
     assert hanging_deliveries.filter(attempt_count=1).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_webhook_frees_its_worker_before_its_timeout(fast):
+    # The hanging attempt stays open far longer than the rest takes.
+    patient = {**fast, "READ_TIMEOUT": 60, "RETRY_SCHEDULE": [0, 60]}
+    with Receiver() as healthy, Receiver(default=HANG) as hanging:
+        make_webhook(hanging.url, name="hanging")
+        make_webhook(healthy.url, name="healthy")
+        for day in range(1, 11):
+            record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+
+        with TaskWorker(patient, processes=1):
+            delivered = wait_until(
+                lambda: (
+                    Delivery.objects.filter(
+                        webhook__name="healthy", status=Delivery.Status.DELIVERED
+                    ).count()
+                    == 10
+                ),
+                timeout=50,
+            )
+            still_open = not DeliveryAttempt.objects.filter(
+                delivery__webhook__name="hanging"
+            ).exists()
+            probes = len(hanging.requests)
+
+    assert delivered
+    # Its drain went first and left the attempt waiting in the background.
+    assert hanging.requests[0].received_at < healthy.requests[0].received_at
+    assert still_open
+    assert probes == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_after_the_drain_stopped_waiting_is_recorded(fast, receiver):
+    # Slower than DETACH_AFTER (1 s), within the read timeout.
+    patient = {**fast, "READ_TIMEOUT": 10}
+    receiver.script(Reply(200, delay=2))
+    make_webhook(receiver.url)
+    for day in range(1, 4):
+        record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+
+    with TaskWorker(patient):
+        delivered = wait_until(
+            lambda: (
+                Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 3
+            )
+        )
+
+    assert delivered
+    assert len(receiver.requests) == 3
+    first, *rest = DeliveryAttempt.objects.order_by("started_at")
+    assert (first.status_code, first.number) == (200, 1)
+    assert first.duration_ms >= 2000
+    assert [a.status_code for a in rest] == [200, 200]
+    assert Webhook.objects.get().busy_until is None
 
 
 @pytest.mark.django_db(transaction=True)

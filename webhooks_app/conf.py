@@ -56,6 +56,10 @@ DEFAULTS = {
     # a time, in one transaction; a worker that dies sends at most that many
     # again.
     "RECORD_BATCH": 20,
+    # Seconds a drain waits for an answer before it leaves the attempt to
+    # finish in the background (still within the timeouts) and frees its
+    # worker for other webhooks.
+    "DETACH_AFTER": 1,
     # Seconds an attempt may run beyond its connect and read timeouts before
     # it counts as lost.
     "LEASE_MARGIN": 30,

@@ -17,12 +17,15 @@ import datetime
 import email.utils
 import functools
 import logging
+import queue
 import random
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Min, Q, prefetch_related_objects
 from django.db.models.functions import Coalesce
 from django.db.models.signals import pre_save
@@ -192,11 +195,16 @@ def sweep():
 
 @dataclass
 class Lease:
-    """A drain's hold on a webhook: `token` is both leases' end."""
+    """A drain's hold on a webhook: `token` is both leases' end.
+
+    `left` is set when the drain left an attempt to finish in the background,
+    which then lets go of the webhook.
+    """
 
     webhook: Webhook
     token: datetime.datetime
     lost: bool = False
+    left: bool = False
 
 
 def request_drains(webhook_ids, run_after=None, force=False):
@@ -243,7 +251,9 @@ def drain(webhook_id):
 
     Holds the webhook's lease while it works, and starts no attempt after
     DRAIN_SECONDS: then it queues its successor, so that one worker goes
-    round the webhooks and a hanging one holds a worker for one timeout.
+    round the webhooks. It waits at most DETACH_AFTER for an answer: an
+    attempt still waiting then finishes in the background, so a hanging
+    server holds a worker for that long, not for the whole timeout.
     """
     deadline = time.monotonic() + app_settings.DRAIN_SECONDS
     _clear_drain_mark(webhook_id)
@@ -256,6 +266,8 @@ def drain(webhook_id):
             continue
         if lease is not None:
             tried += _drain_leased(lease, deadline)
+            if lease.left:
+                return tried
             _release(lease)
             if lease.lost:
                 return tried
@@ -350,8 +362,9 @@ def _drain_leased(lease, deadline):
     parts = _parts_or_none(lease.webhook)
     delivered = _Delivered(lease)
     tried = 0
-    # One session per drain: its connection to the webhook is kept alive.
-    with outbound.session() as client:
+    # One sender per drain: its connection to the webhook is kept alive.
+    sender = _Sender()
+    try:
         while time.monotonic() < deadline and not lease.lost:
             batch = _take_batch(lease)
             if not batch:
@@ -361,11 +374,16 @@ def _drain_leased(lease, deadline):
                     delivered.write()
                     _unlock(batch[index:], lease)
                     return tried
-                _attempt(delivery, parts, lease, client, delivered)
+                _attempt(delivery, parts, lease, sender, delivered)
                 tried += 1
+                if lease.left:
+                    _unlock(batch[index + 1 :], lease)
+                    return tried
             # Before the next batch: one whose lease was taken over would
             # find these deliveries due again.
             delivered.write()
+    finally:
+        sender.close()
     return tried
 
 
@@ -411,7 +429,7 @@ def _unlock(deliveries, lease):
     ).update(locked_until=None)
 
 
-def _attempt(delivery, parts, lease, client, delivered):
+def _attempt(delivery, parts, lease, sender, delivered):
     now = timezone.now()
     try:
         request = build_request(delivery, now, parts)
@@ -419,7 +437,14 @@ def _attempt(delivery, parts, lease, client, delivered):
         logger.exception("Could not prepare delivery %s", delivery.pk)
         request, result = _unprepared(delivery)
     else:
-        result = outbound.send(request, client)
+        answer = sender.send(request)
+        try:
+            result = answer.result(timeout=app_settings.DETACH_AFTER)
+        except TimeoutError:
+            delivered.write()
+            lease.left = True
+            sender.then(lambda: _finish_left(answer, delivery, request, lease))
+            return
     if result.ok:
         delivered.add(delivery, request, result)
         return
@@ -427,6 +452,69 @@ def _attempt(delivery, parts, lease, client, delivered):
     delivered.write()
     if _record(delivery, request, result, lease) is None:
         lease.lost = True
+
+
+class _Sender:
+    """Sends a drain's requests, one after another, from a thread of its own.
+
+    The drain waits for each answer in its own thread, for a while; an
+    attempt it stops waiting for is finished in the sender's thread by the
+    job passed to `then`. The thread is a daemon: a worker that exits drops
+    such an attempt, as a killed worker does, and the sweep sends it again
+    once the lease lapses.
+    """
+
+    def __init__(self):
+        self.client = outbound.session()
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="webhooks-sender", daemon=True).start()
+
+    def send(self, request):
+        """A `Future` of the `OutboundResult`."""
+        answer = Future()
+
+        def job():
+            try:
+                answer.set_result(outbound.send(request, self.client))
+            except BaseException as error:
+                answer.set_exception(error)
+
+        self._jobs.put(job)
+        return answer
+
+    def then(self, job):
+        """Run `job` in the sender's thread once the requests before it are done."""
+        self._jobs.put(job)
+
+    def close(self):
+        """Let the thread end once its jobs are done."""
+        self._jobs.put(None)
+
+    def _work(self):
+        try:
+            while (job := self._jobs.get()) is not None:
+                job()
+        finally:
+            self.client.close()
+            # The database connections this thread opened, if any.
+            connections.close_all()
+
+
+def _finish_left(answer, delivery, request, lease):
+    """Record an attempt that its drain left, then let go of the webhook.
+
+    Runs in the sender's thread. The successor it queues goes on as the
+    drain would have.
+    """
+    try:
+        if _record(delivery, request, answer.result(), lease) is None:
+            lease.lost = True
+        _release(lease)
+        if not lease.lost:
+            _schedule_next(lease.webhook.pk)
+    except Exception:
+        # The lease lapses and the sweep sends the delivery again.
+        logger.exception("Could not record the attempt at delivery %s", delivery.pk)
 
 
 class _Delivered:
