@@ -9,8 +9,9 @@ left behind.
 
 Per webhook, one attempt is in flight at a time, and after a failure the
 webhook pauses for as long as the retry schedule says, so a slow or dead
-server occupies at most one worker for one timeout before its deliveries
-wait aside.
+server costs one timeout before its deliveries wait aside; a drain waits
+DETACH_AFTER at most for an answer, and lets the rest of that timeout pass
+in a thread of its own instead of holding the worker.
 """
 
 import datetime
