@@ -375,10 +375,14 @@ def _drain_leased(lease, deadline):
                     delivered.write()
                     _unlock(batch[index:], lease)
                     return tried
-                _attempt(delivery, parts, lease, sender, delivered)
+                left = _attempt(delivery, parts, lease, sender, delivered)
                 tried += 1
-                if lease.left:
+                if left is not None:
+                    # All else first: the attempt left may end at any moment.
+                    delivered.write()
                     _unlock(batch[index + 1 :], lease)
+                    lease.left = True
+                    sender.then(left)
                     return tried
             # Before the next batch: one whose lease was taken over would
             # find these deliveries due again.
@@ -431,6 +435,11 @@ def _unlock(deliveries, lease):
 
 
 def _attempt(delivery, parts, lease, sender, delivered):
+    """Make one attempt and see to its outcome.
+
+    Returns None, or, when the answer takes longer than DETACH_AFTER, the
+    job that finishes the attempt once it ends.
+    """
     now = timezone.now()
     try:
         request = build_request(delivery, now, parts)
@@ -442,17 +451,15 @@ def _attempt(delivery, parts, lease, sender, delivered):
         try:
             result = answer.result(timeout=app_settings.DETACH_AFTER)
         except TimeoutError:
-            delivered.write()
-            lease.left = True
-            sender.then(lambda: _finish_left(answer, delivery, request, lease))
-            return
+            return lambda: _finish_left(answer, delivery, request, lease)
     if result.ok:
         delivered.add(delivery, request, result)
-        return
+        return None
     # Outcomes are written in the order of the attempts: the successes first.
     delivered.write()
     if _record(delivery, request, result, lease) is None:
         lease.lost = True
+    return None
 
 
 class _Sender:
