@@ -5,9 +5,12 @@ import json
 import logging
 import subprocess
 import sys
+import threading
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from standardwebhooks import Webhook as StandardWebhook
 
@@ -498,17 +501,84 @@ def test_one_drain_delivers_a_burst_over_one_kept_alive_connection(fast, receive
     assert DeliveryAttempt.objects.count() == 25
 
 
+@pytest.mark.django_db
+def test_a_drain_writes_its_successes_a_batch_at_a_time(fast, receiver, settings):
+    settings.WEBHOOKS_RECORD_BATCH = 10
+    settings.WEBHOOKS_DRAIN_SECONDS = 60
+    webhook = make_webhook(receiver.url)
+
+    def queries_to_drain(count, month):
+        for day in range(1, count + 1):
+            record_notification(run_payload(f"2024-{month:02d}-{day:02d}T10:00:00"))
+        with CaptureQueriesContext(connection) as queries:
+            assert delivering.drain(webhook.pk) == count
+        # Savepoints stand for the transactions that the test's own encloses.
+        return sum("SAVEPOINT" not in q["sql"] for q in queries)
+
+    ten = queries_to_drain(10, 3)
+    thirty = queries_to_drain(30, 4)
+
+    # Twenty more deliveries are two more writes, of three queries each.
+    assert thirty - ten <= 2 * 3
+    assert Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 40
+    numbers = DeliveryAttempt.objects.values_list("number", flat=True)
+    assert sorted(numbers) == [1] * 40
+    assert set(Delivery.objects.values_list("attempt_count", flat=True)) == {1}
+    assert not Delivery.objects.filter(finished_at=None).exists()
+
+
 @pytest.mark.django_db(transaction=True)
-def test_a_hanging_webhook_holds_a_single_worker_for_one_timeout(fast):
+def test_successes_not_yet_written_when_a_worker_dies_are_sent_again(fast, receiver):
+    # Long enough for the five requests below; the lease lapses 3.5 s later.
+    patient = {**fast, "DRAIN_SECONDS": 5}
+    make_webhook(receiver.url)
+    for day in range(1, 9):
+        record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+    worker = TaskWorker(patient)
+    killed = threading.Event()
+
+    def kill():
+        worker.kill()
+        killed.set()
+
+    # Four answered, their outcomes not written yet: the worker dies at the fifth.
+    receiver.script(*[Reply(200)] * 4, Reply(200, before=kill))
+    worker.start()
+    try:
+        assert killed.wait(30)
+        assert DeliveryAttempt.objects.count() == 0
+        worker.start()
+        delivered = wait_until(
+            lambda: (
+                Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 8
+            )
+        )
+    finally:
+        worker.stop()
+
+    assert delivered
+    ids = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(ids) == 13
+    assert set(ids) == {f"msg_{d.message_id.hex}" for d in Delivery.objects.all()}
+    assert all(ids.count(sent) == 2 for sent in ids[:5])
+    assert DeliveryAttempt.objects.count() == 8
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hanging_webhook_on_a_single_worker_takes_one_timeout_then_pauses(fast):
     patient = {**fast, "RETRY_SCHEDULE": [0, 60]}
     with Receiver() as healthy, Receiver(default=HANG) as hanging:
         make_webhook(hanging.url, name="hanging")
         make_webhook(healthy.url, name="healthy")
         for day in range(1, 11):
             record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+        timed_out = DeliveryAttempt.objects.filter(delivery__webhook__name="hanging")
 
         with TaskWorker(patient, processes=1):
-            done = wait_until(lambda: healthy.wait_for(10, timeout=0.1), timeout=60)
+            done = wait_until(
+                lambda: healthy.wait_for(10, timeout=0.1) and timed_out.exists(),
+                timeout=60,
+            )
             probes = len(hanging.requests)
 
     assert done
@@ -519,9 +589,69 @@ def test_a_hanging_webhook_holds_a_single_worker_for_one_timeout(fast):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_drain_that_lost_its_lease_records_the_attempt_and_stops(fast, receiver):
-    webhook = make_webhook(receiver.url)
+def test_a_hanging_webhook_frees_its_worker_before_its_timeout(fast):
+    # The hanging attempt stays open far longer than the rest takes.
+    patient = {**fast, "READ_TIMEOUT": 60, "RETRY_SCHEDULE": [0, 60]}
+    with Receiver() as healthy, Receiver(default=HANG) as hanging:
+        make_webhook(hanging.url, name="hanging")
+        make_webhook(healthy.url, name="healthy")
+        for day in range(1, 11):
+            record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+
+        with TaskWorker(patient, processes=1):
+            delivered = wait_until(
+                lambda: (
+                    Delivery.objects.filter(
+                        webhook__name="healthy", status=Delivery.Status.DELIVERED
+                    ).count()
+                    == 10
+                ),
+                timeout=50,
+            )
+            still_open = not DeliveryAttempt.objects.filter(
+                delivery__webhook__name="hanging"
+            ).exists()
+            probes = len(hanging.requests)
+
+    assert delivered
+    # Its drain went first and left the attempt waiting in the background.
+    assert hanging.requests[0].received_at < healthy.requests[0].received_at
+    assert still_open
+    assert probes == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_after_the_drain_stopped_waiting_is_recorded(fast, receiver):
+    # Slower than DETACH_AFTER (1 s), within the read timeout.
+    patient = {**fast, "READ_TIMEOUT": 10}
+    receiver.script(Reply(200, delay=2))
+    make_webhook(receiver.url)
     for day in range(1, 4):
+        record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
+
+    with TaskWorker(patient):
+        delivered = wait_until(
+            lambda: (
+                Delivery.objects.filter(status=Delivery.Status.DELIVERED).count() == 3
+            )
+        )
+
+    assert delivered
+    assert len(receiver.requests) == 3
+    first, *rest = DeliveryAttempt.objects.order_by("started_at")
+    assert (first.status_code, first.number) == (200, 1)
+    assert first.duration_ms >= 2000
+    assert [a.status_code for a in rest] == [200, 200]
+    assert Webhook.objects.get().busy_until is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_drain_that_lost_its_lease_keeps_its_attempts_and_stops(
+    fast, receiver, settings
+):
+    settings.WEBHOOKS_RECORD_BATCH = 2
+    webhook = make_webhook(receiver.url)
+    for day in range(1, 6):
         record_notification(run_payload(f"2024-02-{day:02d}T10:00:00"))
     taken_over = timezone.now() + datetime.timedelta(minutes=5)
 
@@ -537,10 +667,11 @@ def test_a_drain_that_lost_its_lease_records_the_attempt_and_stops(fast, receive
 
     tried = delivering.drain(webhook.pk)
 
-    first = DeliveryAttempt.objects.get().delivery
-    assert tried == 1
-    assert len(receiver.requests) == 1
-    assert first.status == Delivery.Status.PENDING and first.attempt_count == 0
+    # It finds out when it writes its first two outcomes, and writes neither.
+    assert tried == 2
+    assert len(receiver.requests) == 2
+    assert DeliveryAttempt.objects.count() == 2
+    assert set(Delivery.objects.values_list("status", flat=True)) == {"pending"}
     assert set(Delivery.objects.values_list("attempt_count", flat=True)) == {0}
     assert Webhook.objects.get().busy_until == taken_over
 

@@ -52,6 +52,14 @@ DEFAULTS = {
     # starts none after DRAIN_SECONDS, and leases DRAIN_BATCH at a time.
     "DRAIN_SECONDS": 2,
     "DRAIN_BATCH": 100,
+    # A drain writes the outcomes of its successful attempts RECORD_BATCH at
+    # a time, in one transaction; a worker that dies sends at most that many
+    # again.
+    "RECORD_BATCH": 20,
+    # Seconds a drain waits for an answer before it leaves the attempt to
+    # finish in the background (still within the timeouts) and frees its
+    # worker for other webhooks.
+    "DETACH_AFTER": 1,
     # Seconds an attempt may run beyond its connect and read timeouts before
     # it counts as lost.
     "LEASE_MARGIN": 30,

@@ -9,19 +9,24 @@ left behind.
 
 Per webhook, one attempt is in flight at a time, and after a failure the
 webhook pauses for as long as the retry schedule says, so a slow or dead
-server occupies at most one worker for one timeout before its deliveries
-wait aside.
+server costs one timeout before its deliveries wait aside; a drain waits
+DETACH_AFTER at most for an answer, and lets the rest of that timeout pass
+in a thread of its own instead of holding the worker.
 """
 
 import datetime
 import email.utils
+import functools
 import logging
+import queue
 import random
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import F, Min, Q, prefetch_related_objects
 from django.db.models.functions import Coalesce
 from django.db.models.signals import pre_save
@@ -191,11 +196,16 @@ def sweep():
 
 @dataclass
 class Lease:
-    """A drain's hold on a webhook: `token` is both leases' end."""
+    """A drain's hold on a webhook: `token` is both leases' end.
+
+    `left` is set when the drain left an attempt to finish in the background,
+    which then lets go of the webhook.
+    """
 
     webhook: Webhook
     token: datetime.datetime
     lost: bool = False
+    left: bool = False
 
 
 def request_drains(webhook_ids, run_after=None, force=False):
@@ -242,7 +252,9 @@ def drain(webhook_id):
 
     Holds the webhook's lease while it works, and starts no attempt after
     DRAIN_SECONDS: then it queues its successor, so that one worker goes
-    round the webhooks and a hanging one holds a worker for one timeout.
+    round the webhooks. It waits at most DETACH_AFTER for an answer: an
+    attempt still waiting then finishes in the background, so a hanging
+    server holds a worker for that long, not for the whole timeout.
     """
     deadline = time.monotonic() + app_settings.DRAIN_SECONDS
     _clear_drain_mark(webhook_id)
@@ -255,6 +267,8 @@ def drain(webhook_id):
             continue
         if lease is not None:
             tried += _drain_leased(lease, deadline)
+            if lease.left:
+                return tried
             _release(lease)
             if lease.lost:
                 return tried
@@ -347,19 +361,34 @@ def _schedule_next(webhook_id):
 def _drain_leased(lease, deadline):
     """Send due deliveries in batches until none is due, time is up, or it stops."""
     parts = _parts_or_none(lease.webhook)
+    delivered = _Delivered(lease)
     tried = 0
-    # One session per drain: its connection to the webhook is kept alive.
-    with outbound.session() as client:
-        while time.monotonic() < deadline:
+    # One sender per drain: its connection to the webhook is kept alive.
+    sender = _Sender()
+    try:
+        while time.monotonic() < deadline and not lease.lost:
             batch = _take_batch(lease)
             if not batch:
                 break
             for index, delivery in enumerate(batch):
                 if time.monotonic() >= deadline or _must_stop(lease):
+                    delivered.write()
                     _unlock(batch[index:], lease)
                     return tried
-                _attempt(delivery, parts, lease, client)
+                left = _attempt(delivery, parts, lease, sender, delivered)
                 tried += 1
+                if left is not None:
+                    # All else first: the attempt left may end at any moment.
+                    delivered.write()
+                    _unlock(batch[index + 1 :], lease)
+                    lease.left = True
+                    sender.then(left)
+                    return tried
+            # Before the next batch: one whose lease was taken over would
+            # find these deliveries due again.
+            delivered.write()
+    finally:
+        sender.close()
     return tried
 
 
@@ -405,7 +434,12 @@ def _unlock(deliveries, lease):
     ).update(locked_until=None)
 
 
-def _attempt(delivery, parts, lease, client):
+def _attempt(delivery, parts, lease, sender, delivered):
+    """Make one attempt and see to its outcome.
+
+    Returns None, or, when the answer takes longer than DETACH_AFTER, the
+    job that finishes the attempt once it ends.
+    """
     now = timezone.now()
     try:
         request = build_request(delivery, now, parts)
@@ -413,9 +447,106 @@ def _attempt(delivery, parts, lease, client):
         logger.exception("Could not prepare delivery %s", delivery.pk)
         request, result = _unprepared(delivery)
     else:
-        result = outbound.send(request, client)
+        answer = sender.send(request)
+        try:
+            result = answer.result(timeout=app_settings.DETACH_AFTER)
+        except TimeoutError:
+            return lambda: _finish_left(answer, delivery, request, lease)
+    if result.ok:
+        delivered.add(delivery, request, result)
+        return None
+    # Outcomes are written in the order of the attempts: the successes first.
+    delivered.write()
     if _record(delivery, request, result, lease) is None:
         lease.lost = True
+    return None
+
+
+class _Sender:
+    """Sends a drain's requests, one after another, from a thread of its own.
+
+    The drain waits for each answer in its own thread, for a while; an
+    attempt it stops waiting for is finished in the sender's thread by the
+    job passed to `then`. The thread is a daemon: a worker that exits drops
+    such an attempt, as a killed worker does, and the sweep sends it again
+    once the lease lapses.
+    """
+
+    def __init__(self):
+        self.client = outbound.session()
+        self._jobs = queue.SimpleQueue()
+        threading.Thread(target=self._work, name="webhooks-sender", daemon=True).start()
+
+    def send(self, request):
+        """A `Future` of the `OutboundResult`."""
+        answer = Future()
+
+        def job():
+            try:
+                answer.set_result(outbound.send(request, self.client))
+            except BaseException as error:
+                answer.set_exception(error)
+
+        self._jobs.put(job)
+        return answer
+
+    def then(self, job):
+        """Run `job` in the sender's thread once the requests before it are done."""
+        self._jobs.put(job)
+
+    def close(self):
+        """Let the thread end once its jobs are done."""
+        self._jobs.put(None)
+
+    def _work(self):
+        try:
+            while (job := self._jobs.get()) is not None:
+                job()
+        finally:
+            self.client.close()
+            # The database connections this thread opened, if any.
+            connections.close_all()
+
+
+def _finish_left(answer, delivery, request, lease):
+    """Record an attempt that its drain left, then let go of the webhook.
+
+    Runs in the sender's thread. The successor it queues goes on as the
+    drain would have.
+    """
+    try:
+        if _record(delivery, request, answer.result(), lease) is None:
+            lease.lost = True
+        _release(lease)
+        if not lease.lost:
+            _schedule_next(lease.webhook.pk)
+    except Exception:
+        # The lease lapses and the sweep sends the delivery again.
+        logger.exception("Could not record the attempt at delivery %s", delivery.pk)
+
+
+class _Delivered:
+    """A drain's successful attempts, written RECORD_BATCH at a time.
+
+    One transaction writes the attempts and outcomes of several deliveries
+    instead of one each. A worker that dies before writing them leaves those
+    deliveries leased: once the lease lapses the sweep sends them again, so
+    they still go out at least once.
+    """
+
+    def __init__(self, lease):
+        self.lease = lease
+        self.waiting = []
+
+    def add(self, delivery, request, result):
+        self.waiting.append((delivery, request, result, timezone.now()))
+        if len(self.waiting) >= app_settings.RECORD_BATCH:
+            self.write()
+
+    def write(self):
+        if self.waiting:
+            waiting, self.waiting = self.waiting, []
+            _record_delivered(waiting, self.lease)
 
 
 def _fail_due_for_disabled(webhook, now):
@@ -603,10 +734,7 @@ def _record(delivery, request, result, lease=None):
     with transaction.atomic():
         _save_attempt(delivery, request, result, now)
         if not _save_outcome(delivery, outcome, now, lease):
-            logger.warning(
-                "Lost the lease on delivery %s; its outcome is left to the new holder",
-                delivery.pk,
-            )
+            _warn_lost(delivery)
             return None
         if outcome == Delivery.Status.DELIVERED:
             _webhook_succeeded(delivery.webhook, lease)
@@ -614,6 +742,50 @@ def _record(delivery, request, result, lease=None):
             _webhook_failed(delivery.webhook, result, pause, now, lease)
     _log(delivery, result, outcome)
     return outcome
+
+
+def _record_delivered(entries, lease):
+    """Write successful attempts, as `(delivery, request, result, ended)`.
+
+    As `_record` does for one, each outcome is written only while the
+    delivery is still leased to the drain, and the attempts are kept either
+    way; `lease.lost` is set when any delivery was taken over.
+    """
+    now = timezone.now()
+    attempts = []
+    for delivery, request, result, ended in entries:
+        _outcome(delivery, result, now)
+        attempts.append(_attempt_row(delivery, request, result, ended))
+    with transaction.atomic():
+        DeliveryAttempt.objects.bulk_create(attempts)
+        held = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[d.pk for d, *_ in entries], locked_until=lease.token)
+            .values_list("pk", flat=True)
+        )
+        # Each held delivery has made exactly one more attempt, unseen by
+        # anyone else: the lease keeps everyone else from it.
+        Delivery.objects.filter(pk__in=held).update(
+            status=Delivery.Status.DELIVERED,
+            attempt_count=F("attempt_count") + 1,
+            locked_until=None,
+            last_error="",
+            next_attempt_at=None,
+            finished_at=now,
+        )
+        if held:
+            _webhook_succeeded(lease.webhook, lease)
+        for delivery in (d for d, *_ in entries if d.pk in held):
+            delivery.status = Delivery.Status.DELIVERED
+            delivery.next_attempt_at = None
+            delivery.finished_at = now
+            transaction.on_commit(functools.partial(_announce, delivery))
+    for delivery, _request, result, _ended in entries:
+        if delivery.pk in held:
+            _log(delivery, result, Delivery.Status.DELIVERED)
+        else:
+            _warn_lost(delivery)
+            lease.lost = True
 
 
 def classify(result):
@@ -647,8 +819,20 @@ def _outcome(delivery, result, now):
     return outcome, pause
 
 
+def _warn_lost(delivery):
+    logger.warning(
+        "Lost the lease on delivery %s; its outcome is left to the new holder",
+        delivery.pk,
+    )
+
+
 def _save_attempt(delivery, request, result, now):
-    DeliveryAttempt.objects.create(
+    _attempt_row(delivery, request, result, now).save(force_insert=True)
+
+
+def _attempt_row(delivery, request, result, now):
+    """The attempt that ended at `now`, not saved."""
+    return DeliveryAttempt(
         delivery=delivery,
         number=delivery.attempt_count,
         started_at=now - datetime.timedelta(milliseconds=result.elapsed_ms),
