@@ -159,9 +159,12 @@ for _name in (
     "CONNECT_TIMEOUT",
     "READ_TIMEOUT",
     "DRAIN_SECONDS",
+    "DETACH_AFTER",
 ):
     if f"WEBHOOKS_{_name}" in os.environ:
         globals()[f"WEBHOOKS_{_name}"] = env.float(f"WEBHOOKS_{_name}")
+if "WEBHOOKS_RECORD_BATCH" in os.environ:
+    WEBHOOKS_RECORD_BATCH = env.int("WEBHOOKS_RECORD_BATCH")
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -1,11 +1,15 @@
 """Delivering recorded notifications to their webhooks.
 
 Recording a notification writes one `Delivery` per matching webhook (the
-outbox) and, once committed, enqueues a `deliver` task for each. A task makes
-one attempt through the outbound client and, when it should be retried,
-enqueues the next attempt as a deferred task. A sweep, itself a deferred task
-that runs while deliveries are pending, sends again whatever a dead process
-left behind.
+outbox) and, once committed, enqueues a `drain` task for each of those
+webhooks. A drain holds a lease on its webhook and sends its due deliveries
+one after another through the outbound client, for DRAIN_SECONDS at most,
+then queues its successor; a retry is a delivery due again later, picked up by
+a drain queued for that time. A `deliver` task makes one attempt at one
+delivery: one resent from the admin, or put off behind a busy or paused
+webhook, and its retries. A sweep, itself a deferred task that runs
+while deliveries are pending, sends again whatever a dead process left
+behind.
 
 Per webhook, one attempt is in flight at a time, and after a failure the
 webhook pauses for as long as the retry schedule says, so a slow or dead
