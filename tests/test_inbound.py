@@ -287,6 +287,20 @@ def _with(payload, value, *path):
             lambda p: _with(p, ["x"], "payload", "performance_alerts"),
             ("payload", "performance_alerts"),
         ),
+        (
+            lambda p: _with(p, "a\x00b", "header", "model_name"),
+            ("header", "model_name"),
+        ),
+        (
+            lambda p: _with(p, "a\ud800", "header", "model_name"),
+            ("header", "model_name"),
+        ),
+        (
+            lambda p: _with(
+                p, [{"metric_name": "\udfff"}], "payload", "performance_alerts", "cbpe"
+            ),
+            ("payload", "performance_alerts"),
+        ),
         (lambda p: _with(p, "all good", "payload", "success"), ("payload", "success")),
         (lambda p: _with(p, [1, 2], "payload", "success"), ("payload", "success")),
         (lambda p: _with(p, "not an object", "header"), ("header",)),

@@ -266,3 +266,21 @@ def test_the_one_statement_write_records_a_newer_run_as_the_locked_way_does(
     )
     model.refresh_from_db()
     assert (model.name, model.last_run_id) == ("renamed", next_id)
+
+
+def test_names_with_quotes_commas_and_braces_are_stored_as_sent():
+    record_notification(_payload_with_alerts(1, "2024-01-01T00:00:00"))
+    names = ["a,\"b'", "}{\\", "NULL", "é 🙂"]
+    payload = _payload_with_alerts(0, "2024-01-02T00:00:00")
+    payload["payload"]["other_alerts"] = {
+        "univariate_drift": [{"metric_name": name} for name in names]
+    }
+
+    notification = record_notification(payload).notification
+
+    stored = list(
+        notification.alerts.filter(category="other").values_list(
+            "metric_name", flat=True
+        )
+    )
+    assert stored == names

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext_lazy as _
-from rest_framework import serializers
+from rest_framework import serializers, validators
 
 from webhooks_app.conf import app_settings
 from webhooks_app.kinds import Category
@@ -38,10 +38,29 @@ class StrictIntegerField(serializers.IntegerField):
         return super().to_internal_value(data)
 
 
+class ProhibitSurrogates(validators.ProhibitSurrogateCharactersValidator):
+    """DRF's check, after a quick one: text that encodes as UTF-8 has none."""
+
+    def __call__(self, value):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            super().__call__(value)
+
+
 class StrictCharField(serializers.CharField):
     """Text that arrived as a JSON string; numbers are not turned into text."""
 
     default_error_messages = {"strict": _("Must be text (a JSON string).")}
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.validators = [
+            ProhibitSurrogates()
+            if isinstance(v, validators.ProhibitSurrogateCharactersValidator)
+            else v
+            for v in self.validators
+        ]
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

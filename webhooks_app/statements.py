@@ -257,7 +257,8 @@ def _record_statement(connection, summary_names):
     )
 
 
-def _alerts_statement(connection, count):
+def _alerts_statement(connection):
+    """The alerts' part: one array of values per column, so one text for all."""
     alert = Alert._meta
     listed = [alert.get_field(name) for name in ALERT_COLUMNS]
     columns = [
@@ -266,13 +267,19 @@ def _alerts_statement(connection, count):
         alert.get_field("run_started_at"),
         *listed,
     ]
-    row = f"({', '.join(_cast(connection, field) for field in listed)})"
+    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in listed)
     table = _quote(connection, alert.db_table)
     return (
         f", a AS (INSERT INTO {table} ({_columns(connection, columns)})"  # noqa: S608
         " SELECT n.id, n.model_id, n.run_started_at, v.* FROM n CROSS JOIN"
-        f" (VALUES {', '.join([row] * count)}) AS v)"
+        f" unnest({arrays}) AS v)"
     )
+
+
+def _newest_statement(connection, summary_names, with_alerts):
+    alerts = _alerts_statement(connection) if with_alerts else ""
+    statement = _record_statement(connection, summary_names)
+    return f"{statement}{alerts} SELECT id FROM n"  # noqa: S608
 
 
 def record_newest(connection, model, version, summary, notification, alerts):
@@ -283,8 +290,8 @@ def record_newest(connection, model, version, summary, notification, alerts):
     names = tuple(summary)
     sql = _cached(
         connection,
-        ("record newest", names),
-        lambda: _record_statement(connection, names),
+        ("record newest", names, bool(alerts)),
+        lambda: _newest_statement(connection, names, bool(alerts)),
     )
     params = [
         MonitoredModel._meta.get_field(name).get_db_prep_save(value, connection)
@@ -293,15 +300,11 @@ def record_newest(connection, model, version, summary, notification, alerts):
     params += [model.pk, version, notification.pk]
     params += _values(connection, notification, _copied_fields())
     if alerts:
-        sql += _alerts_statement(connection, len(alerts))
-        listed = [Alert._meta.get_field(name) for name in ALERT_COLUMNS]
-        for alert in alerts:
-            params += [
-                field.get_db_prep_save(value, connection)
-                for field, value in zip(listed, alert, strict=True)
-            ]
+        # The alerts' values are text; one array of them per column.
+        columns = zip(*alerts, strict=True)
+        params += [[str(value) for value in column] for column in columns]
     with connection.cursor() as cursor:
-        cursor.execute(sql + " SELECT id FROM n", params)  # noqa: S608
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return False
