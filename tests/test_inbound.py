@@ -365,3 +365,14 @@ def test_each_request_is_logged_without_the_token(
     everything = "\n".join(messages)
     assert "wrong-secret-value" not in everything
     assert "test-inbound-token" not in everything
+
+
+@pytest.mark.parametrize("accept", ["text/html", "application/xml", "nonsense"])
+def test_any_accept_header_gets_the_notification_recorded_and_a_json_answer(
+    post_notification, seed_payload, accept
+):
+    response = post_notification(seed_payload, HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json() == {"id": Notification.objects.get().pk, "duplicate": False}

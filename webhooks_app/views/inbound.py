@@ -5,7 +5,14 @@ import logging
 
 from django.db import transaction
 from django.utils.translation import gettext_lazy as _
-from rest_framework import exceptions, parsers, renderers, serializers, status
+from rest_framework import (
+    exceptions,
+    negotiation,
+    parsers,
+    renderers,
+    serializers,
+    status,
+)
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -92,11 +99,23 @@ def _summary(data):
     return text
 
 
+class AnswerInJSON(negotiation.DefaultContentNegotiation):
+    """Answer in JSON whatever the sender says it accepts.
+
+    A sender's Accept header must not cost it its notification: refusing it
+    with 406 would record nothing.
+    """
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
 class InboundNotificationView(APIView):
     authentication_classes = [InboundTokenAuthentication]
     permission_classes = [HasInboundCredential]
     parser_classes = [RawJSONParser]
     renderer_classes = [renderers.JSONRenderer]
+    content_negotiation_class = AnswerInJSON
     throttle_classes = []
 
     def get_exception_handler(self):
