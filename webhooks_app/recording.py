@@ -205,25 +205,25 @@ def _log_duplicate(model, parsed):
     return existing
 
 
-def _run(notification, parsed):
-    return history.run_of(
-        notification.pk,
-        parsed.run_started_at,
-        parsed.succeeded,
-        {(kind_of(a.category, a.key), a.key, a.metric_name) for a in parsed.alerts},
-    )
-
-
 def _next_summary(model, notification, parsed):
     """The model's fields once this newest run is recorded, from its stored state.
 
     None when the state cannot be built on (see `history.summarize_next`).
     """
-    run = _run(notification, parsed)
+    run = history.run_of(
+        notification.pk,
+        parsed.run_started_at,
+        parsed.succeeded,
+        {(kind_of(a.category, a.key), a.key, a.metric_name) for a in parsed.alerts},
+    )
     summary = history.summarize_next(model, run)
     if summary is not None:
-        summary.update(name=parsed.model_name, last_run_started_at=run.started_at)
+        summary.update(_newest_run_fields(parsed))
     return summary
+
+
+def _newest_run_fields(parsed):
+    return {"name": parsed.model_name, "last_run_started_at": parsed.run_started_at}
 
 
 def _update_model(connection, model, notification, parsed):
@@ -235,14 +235,12 @@ def _update_model(connection, model, notification, parsed):
     """
     if notification.is_test:
         return
-    summary = None
-    if _is_newest_run(model, parsed):
-        summary = _next_summary(model, notification, parsed)
+    newest = _is_newest_run(model, parsed)
+    summary = _next_summary(model, notification, parsed) if newest else None
     if summary is None:
         summary = history.summarize(model)
-        if _is_newest_run(model, parsed):
-            run = _run(notification, parsed)
-            summary.update(name=parsed.model_name, last_run_started_at=run.started_at)
+        if newest:
+            summary.update(_newest_run_fields(parsed))
     statements.update(connection, MonitoredModel, model.pk, summary)
 
 

@@ -34,22 +34,19 @@ def _columns(connection, fields):
     return ", ".join(_quote(connection, field.column) for field in fields)
 
 
-def _model_statement(connection, lock):
-    table = MonitoredModel._meta.db_table
-    webhooks = Webhook._meta.db_table
+def _model_statement(connection, lock=False, extra=""):
+    """Read a model's columns, any `extra` ones, and whether a webhook is on."""
+    model = MonitoredModel._meta
     enabled = Webhook._meta.get_field("enabled").column
-    nannyml_id = MonitoredModel._meta.get_field("nannyml_id").column
+    q = functools.partial(_quote, connection)
     # Names from the models' metadata, quoted; every value is a bound parameter.
     sql = (
-        f"SELECT {_columns(connection, MonitoredModel._meta.concrete_fields)},"  # noqa: S608
-        f" EXISTS (SELECT 1 FROM {_quote(connection, webhooks)}"
-        f" WHERE {_quote(connection, enabled)} = %s)"
-        f" FROM {_quote(connection, table)}"
-        f" WHERE {_quote(connection, nannyml_id)} = %s"
+        f"SELECT {_columns(connection, model.concrete_fields)}{extra},"  # noqa: S608
+        f" EXISTS (SELECT 1 FROM {q(Webhook._meta.db_table)} WHERE {q(enabled)} = %s)"
+        f" FROM {q(model.db_table)}"
+        f" WHERE {q(model.get_field('nannyml_id').column)} = %s"
     )
-    if lock:
-        sql += " FOR UPDATE"
-    return sql
+    return f"{sql} FOR UPDATE" if lock else sql
 
 
 def _converters(connection, model):
@@ -189,34 +186,27 @@ def update(connection, model, pk, values):
 # recorded in between, nothing is written and the caller takes the locked way.
 
 
-def _read_versioned_statement(connection):
-    model = MonitoredModel._meta
-    webhooks = Webhook._meta
-    notifications = Notification._meta
-    return (
-        f"SELECT {_columns(connection, model.concrete_fields)}, xmin::text,"  # noqa: S608
-        f" EXISTS (SELECT 1 FROM {_quote(connection, webhooks.db_table)}"
-        f" WHERE {_quote(connection, webhooks.get_field('enabled').column)} = %s),"
-        f" nextval(pg_get_serial_sequence(%s, %s))"
-        f" FROM {_quote(connection, model.db_table)}"
-        f" WHERE {_quote(connection, model.get_field('nannyml_id').column)} = %s"
-    ), [notifications.db_table, notifications.pk.column]
-
-
 def read_versioned_model(connection, nannyml_id):
     """The model, its row version, whether any webhook is on, the next key.
 
     None when there is no such model yet.
     """
-    sql, names = _cached(
-        connection, ("read versioned",), lambda: _read_versioned_statement(connection)
+    notifications = Notification._meta
+    sql = _cached(
+        connection,
+        ("read versioned",),
+        lambda: _model_statement(
+            connection, extra=", xmin::text, nextval(pg_get_serial_sequence(%s, %s))"
+        ),
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [True, *names, nannyml_id])
+        cursor.execute(
+            sql, [notifications.db_table, notifications.pk.column, True, nannyml_id]
+        )
         row = cursor.fetchone()
     if row is None:
         return None
-    *fields, version, any_webhook, next_id = row
+    *fields, version, next_id, any_webhook = row
     return _from_db(connection, MonitoredModel, fields), version, any_webhook, next_id
 
 
