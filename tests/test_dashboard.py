@@ -293,3 +293,21 @@ def test_an_empty_export_still_names_its_columns(client, viewer):
         "nannyml_id,name,last_run_started_at,status,open_alerts,performance,drift,"
         "data_quality,other,longest_streak,stale,report_link"
     ]
+
+
+def test_the_filter_forms_show_the_choices_made(client, viewer, recorded):
+    model_id = recorded.model.nannyml_id
+    models = client.get(reverse("webhooks_app:dashboard") + "?filter=never&sort=name")
+    model = client.get(
+        reverse("webhooks_app:dashboard_model", args=[model_id]) + "?kind=drift"
+    )
+
+    models_html = models.content.decode()
+    assert '<option value="">All models</option>' in models_html
+    assert '<option value="never" selected>' in models_html
+    assert '<option value="name" selected>' in models_html
+    assert '<option value="last_run">' in models_html
+    model_html = model.content.decode()
+    assert '<option value="">All kinds</option>' in model_html
+    assert '<option value="drift" selected>' in model_html
+    assert '<select name="sort">' in model_html
