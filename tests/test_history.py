@@ -1,5 +1,6 @@
 import datetime
 import random
+import statistics
 import threading
 
 import pytest
@@ -369,3 +370,10 @@ def test_concurrent_runs_in_any_order_leave_the_summary_of_a_recomputation(setti
         datetime.datetime.fromisoformat(r["payload"]["run"]["started_at"]) for r in runs
     )
     assert_summary_is_recomputed_one()
+
+
+@pytest.mark.parametrize("gaps", [[1, 2], [2, 3], [7, 1, 4, 10], [5]])
+def test_the_median_of_gaps_rounds_as_the_median_of_intervals(gaps):
+    intervals = [datetime.timedelta(microseconds=gap) for gap in gaps]
+
+    assert history.median_interval(gaps) == statistics.median(intervals)

@@ -356,7 +356,9 @@ def median_interval(gaps):
     """`usual_interval` from gaps in microseconds, rounded the same way."""
     if not gaps:
         return None
-    return statistics.median([datetime.timedelta(microseconds=gap) for gap in gaps])
+    # The median of two middle gaps is a half microsecond at most; timedelta
+    # rounds it as it rounds the median of timedeltas (half to even).
+    return datetime.timedelta(microseconds=statistics.median(gaps))
 
 
 def is_stale(model, now=None):
