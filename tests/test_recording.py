@@ -3,7 +3,7 @@ import json
 import threading
 
 import pytest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.serializers import ValidationError
 
@@ -284,3 +284,85 @@ def test_names_with_quotes_commas_and_braces_are_stored_as_sent():
         )
     )
     assert stored == names
+
+
+def _prepared_statements():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_postgresql_prepares_the_statements_of_a_newer_run(settings, prepared):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    settings.WEBHOOKS_PREPARED_STATEMENTS = prepared
+    for day in range(1, 5):
+        record_notification(_payload_with_alerts(day, f"2024-01-0{day}T00:00:00"))
+
+    statements_prepared = _prepared_statements()
+
+    reads = [s for s in statements_prepared if "xmin::text, nextval" in s]
+    writes = [s for s in statements_prepared if s.startswith("WITH m AS (UPDATE")]
+    assert (len(reads), len(writes)) == ((1, 1) if prepared else (0, 0))
+    assert Notification.objects.count() == 4
+
+
+@pytest.fixture
+def reused_connection():
+    """A connection kept from an earlier request, as a new request finds it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the health check folded into the read is PostgreSQL's")
+    record_notification(_payload_with_alerts(1, "2024-01-01T00:00:00"))
+    # What Django does when a request starts: the kept connection is checked
+    # again before the request's first query.
+    connection.close_if_unusable_or_obsolete()
+    assert connection.connection is not None
+    assert connection.health_check_enabled and not connection.health_check_done
+    return connection.connection.info.backend_pid
+
+
+def _terminate(pid):
+    import psycopg
+
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    with psycopg.connect(**params, autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+        while other.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE pid = %s", [pid]
+        ).fetchone():
+            pass
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_read_of_a_newer_run_is_the_connection_health_check(
+    reused_connection, monkeypatch
+):
+    checks = []
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    is_usable = wrapper.is_usable
+    monkeypatch.setattr(
+        wrapper, "is_usable", lambda: checks.append("SELECT 1") or is_usable()
+    )
+
+    result = record_notification(_payload_with_alerts(1, "2024-01-02T00:00:00"))
+
+    assert result.created
+    assert checks == []
+    assert connection.connection.info.backend_pid == reused_connection
+    assert connection.health_check_done
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_connection_that_died_while_idle_is_replaced_and_nothing_lost(
+    reused_connection,
+):
+    _terminate(reused_connection)
+
+    result = record_notification(_payload_with_alerts(2, "2024-01-02T00:00:00"))
+
+    assert result.created
+    assert connection.connection.info.backend_pid != reused_connection
+    assert Notification.objects.count() == 2
+    assert Alert.objects.filter(notification=result.notification).count() == 3

@@ -69,6 +69,10 @@ DEFAULTS = {
     # how far, in seconds, webhook-timestamp may be from now.
     "INBOUND_SIGNING_SECRET": "",
     "SIGNATURE_TOLERANCE": 300,
+    # On PostgreSQL, whether recording prepares its statements on the server
+    # (once per connection). Turn off behind a pooler that cannot keep
+    # prepared statements, such as PgBouncer before 1.21 in transaction mode.
+    "PREPARED_STATEMENTS": True,
 }
 
 

@@ -9,7 +9,11 @@ follow the models.
 """
 
 import functools
+import sys
 
+from django.db import InterfaceError, OperationalError
+
+from webhooks_app.conf import app_settings
 from webhooks_app.models import Alert, MonitoredModel, Notification, Webhook
 
 # The columns of an alert's own values, in the order recording gives them.
@@ -24,6 +28,84 @@ def _cached(connection, key, make):
     if key not in _cache:
         _cache[key] = make()
     return _cache[key]
+
+
+@functools.cache
+def _prepared_cursor_class():
+    import psycopg
+
+    class PreparedCursor(psycopg.Cursor):
+        """Values bound on the server; each statement prepared once per connection."""
+
+        def execute(self, query, params=None, *, prepare=True, binary=None):
+            return super().execute(query, params, prepare=prepare, binary=binary)
+
+    return PreparedCursor
+
+
+def _prepares(connection):
+    if connection.vendor != "postgresql" or not app_settings.PREPARED_STATEMENTS:
+        return False
+    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+    return is_psycopg3
+
+
+def _cursor(connection):
+    """A cursor for the statements here, used as a context manager.
+
+    On PostgreSQL (with psycopg 3) it sends values apart from the statement
+    and prepares each statement once per connection, so the server parses and
+    plans it once rather than for every notification. Queries still pass
+    through Django's cursor wrapper: logged, counted and their errors mapped.
+    """
+    if not _prepares(connection):
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off, which also refuses a
+        # statement asked to be prepared. A threshold never reached lets
+        # these be prepared while no other query is prepared by count.
+        raw.prepare_threshold = sys.maxsize
+    with connection.wrap_database_errors:
+        cursor = _prepared_cursor_class()(raw)
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
+def _fetch_first_checked(connection, sql, params):
+    """The first row of a read, which also serves as the connection's health check.
+
+    With CONN_HEALTH_CHECKS, Django sends a query of its own before a request's
+    first query on a connection kept from an earlier request, and replaces the
+    connection if it died while idle. When this read is that first query, it
+    is the check instead: if it fails on a connection that no longer works,
+    the connection is replaced and the read (which changes nothing) repeated.
+    That saves a round trip to the database for each notification.
+    """
+    checking = (
+        connection.connection is not None
+        and connection.health_check_enabled
+        and not connection.health_check_done
+        and connection.get_autocommit()
+    )
+    if checking:
+        connection.health_check_done = True
+    try:
+        with _cursor(connection) as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    except (InterfaceError, OperationalError):
+        if not checking or connection.is_usable():
+            raise
+        connection.close()
+    with _cursor(connection) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 def _quote(connection, name):
@@ -199,11 +281,8 @@ def read_versioned_model(connection, nannyml_id):
             connection, extra=", xmin::text, nextval(pg_get_serial_sequence(%s, %s))"
         ),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql, [notifications.db_table, notifications.pk.column, True, nannyml_id]
-        )
-        row = cursor.fetchone()
+    params = [notifications.db_table, notifications.pk.column, True, nannyml_id]
+    row = _fetch_first_checked(connection, sql, params)
     if row is None:
         return None
     *fields, version, next_id, any_webhook = row
@@ -293,7 +372,7 @@ def record_newest(connection, model, version, summary, notification, alerts):
         # The alerts' values are text; one array of them per column.
         columns = zip(*alerts, strict=True)
         params += [[str(value) for value in column] for column in columns]
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
