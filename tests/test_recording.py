@@ -1,5 +1,6 @@
 import datetime
 import json
+import random
 import threading
 
 import pytest
@@ -366,3 +367,40 @@ def test_a_connection_that_died_while_idle_is_replaced_and_nothing_lost(
     assert connection.connection.info.backend_pid != reused_connection
     assert Notification.objects.count() == 2
     assert Alert.objects.filter(notification=result.notification).count() == 3
+
+
+@pytest.mark.parametrize("runs", [1, 2])
+def test_alerts_keep_the_order_they_were_sent_in(runs):
+    # The first run of a model is recorded under its lock; a newer one, on
+    # PostgreSQL, in one statement.
+    names = [f"metric_{i}" for i in random.Random(runs).sample(range(200), 60)]
+    for day in range(1, runs + 1):
+        payload = _payload_with_alerts(0, f"2024-01-0{day}T00:00:00")
+        payload["payload"]["other_alerts"] = {
+            "univariate_drift": [{"metric_name": name} for name in names]
+        }
+        notification = record_notification(payload).notification
+
+    stored = notification.alerts.filter(category="other").order_by("pk")
+    assert [alert.metric_name for alert in stored] == names
+
+
+def test_rows_inserted_for_other_databases_keep_their_values_and_order():
+    notification = record_notification(
+        _payload_with_alerts(0, "2024-01-01")
+    ).notification
+    rows = [("other", Kind.DRIFT, "k", f"m{i}") for i in (3, 1, 2)]
+
+    statements.insert_rows(
+        connection,
+        Alert,
+        ["notification", "model", "run_started_at", *statements.ALERT_COLUMNS],
+        [
+            (notification.pk, notification.model_id, notification.run_started_at, *row)
+            for row in rows
+        ],
+    )
+
+    stored = notification.alerts.filter(key="k").order_by("pk")
+    assert [(a.category, a.kind, a.key, a.metric_name) for a in stored] == rows
+    assert {a.run_started_at for a in stored} == {notification.run_started_at}

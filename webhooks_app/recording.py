@@ -9,7 +9,7 @@ from django.dispatch import receiver
 
 from webhooks_app import delivery, envelope, history, statements
 from webhooks_app.kinds import Category, kind_of
-from webhooks_app.models import Alert, MonitoredModel, Notification
+from webhooks_app.models import MonitoredModel, Notification
 from webhooks_app.models.notifications import WEBHOOK_TEST
 
 logger = logging.getLogger("webhooks_app.recording")
@@ -96,15 +96,7 @@ def _record_locked(connection, parsed, notification, alerts):
         notification.model = model
         if not _insert_once(connection, notification, _is_newest_run(model, parsed)):
             return RecordResult(_log_duplicate(model, parsed), created=False)
-        statements.insert_rows(
-            connection,
-            Alert,
-            ["notification", "model", "run_started_at", *statements.ALERT_COLUMNS],
-            [
-                (notification.pk, model.pk, notification.run_started_at, *alert)
-                for alert in alerts
-            ],
-        )
+        statements.insert_alerts(connection, notification, alerts)
         _update_model(connection, model, notification, parsed)
         if any_webhook:
             _after_recording(notification)

@@ -9,6 +9,7 @@ follow the models.
 """
 
 import functools
+import json
 import sys
 
 from django.db import InterfaceError, OperationalError
@@ -242,16 +243,95 @@ def insert_rows(connection, model, names, rows):
             )
 
 
+# Alerts go in as one JSON array of rows (of ALERT_COLUMNS), so that the
+# statement is the same text for any number of them and sending them costs
+# one value, not one per column of each alert. The rows are inserted in the
+# order they are in, which is the order alerts are sent on in.
+_JSON_ROWS = {
+    "postgresql": (
+        "json_array_elements(%s::json) WITH ORDINALITY AS e(value, position)",
+        "e.value->>{index}",
+        "e.position",
+    ),
+    "sqlite": ("json_each(%s) AS e", "json_extract(e.value, '$[{index}]')", "e.key"),
+}
+
+
+def _alert_fields():
+    alert = Alert._meta
+    return [
+        alert.get_field("notification"),
+        alert.get_field("model"),
+        alert.get_field("run_started_at"),
+        *(alert.get_field(name) for name in ALERT_COLUMNS),
+    ]
+
+
+def _alerts_from_json(connection, source_columns, joined=""):
+    """INSERT … SELECT of the alerts, `source_columns` giving the first three
+    columns (from `joined`, a table joined to the rows, if given).
+    """
+    source, value, order = _JSON_ROWS[connection.vendor]
+    values = ", ".join(value.format(index=index) for index in range(len(ALERT_COLUMNS)))
+    table = _quote(connection, Alert._meta.db_table)
+    return (
+        f"INSERT INTO {table} ({_columns(connection, _alert_fields())})"  # noqa: S608
+        f" SELECT {source_columns}, {values} FROM {joined}{source}"
+        f" ORDER BY {order}"
+    )
+
+
+def _alert_rows(alerts):
+    return json.dumps(alerts, ensure_ascii=False)
+
+
+def insert_alerts(connection, notification, alerts):
+    """INSERT the alerts (rows of ALERT_COLUMNS) of a recorded notification."""
+    if not alerts:
+        return
+    fields = _alert_fields()[:3]
+    values = [notification.pk, notification.model_id, notification.run_started_at]
+    if connection.vendor not in _JSON_ROWS:
+        names = [field.name for field in fields] + list(ALERT_COLUMNS)
+        insert_rows(connection, Alert, names, [(*values, *row) for row in alerts])
+        return
+
+    def make():
+        params = (_param(connection, field) for field in fields)
+        return _alerts_from_json(connection, ", ".join(params))
+
+    sql = _cached(connection, ("insert alerts",), make)
+    params = [
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(fields, values, strict=True)
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, _alert_rows(alerts)])
+
+
+def _param(connection, field):
+    """A placeholder, typed where PostgreSQL may bind it apart from the text."""
+    if connection.vendor == "postgresql":
+        return f"%s::{field.cast_db_type(connection)}"
+    return "%s"
+
+
 def update(connection, model, pk, values):
     """UPDATE one row of `model`: `values` maps field names (or attnames) on."""
-    fields = [model._meta.get_field(name) for name in values]
-    assignments = ", ".join(
-        f"{_quote(connection, field.column)} = %s" for field in fields
-    )
-    sql = (
-        f"UPDATE {_quote(connection, model._meta.db_table)} SET {assignments}"  # noqa: S608
-        f" WHERE {_quote(connection, model._meta.pk.column)} = %s"
-    )
+    names = tuple(values)
+
+    def make():
+        fields = [model._meta.get_field(name) for name in names]
+        assignments = ", ".join(
+            f"{_quote(connection, field.column)} = %s" for field in fields
+        )
+        sql = (
+            f"UPDATE {_quote(connection, model._meta.db_table)} SET {assignments}"  # noqa: S608
+            f" WHERE {_quote(connection, model._meta.pk.column)} = %s"
+        )
+        return sql, fields
+
+    sql, fields = _cached(connection, ("update", model, names), make)
     params = [
         field.get_db_prep_save(value, connection)
         for field, value in zip(fields, values.values(), strict=True)
@@ -327,22 +407,11 @@ def _record_statement(connection, summary_names):
 
 
 def _alerts_statement(connection):
-    """The alerts' part: one array of values per column, so one text for all."""
-    alert = Alert._meta
-    listed = [alert.get_field(name) for name in ALERT_COLUMNS]
-    columns = [
-        alert.get_field("notification"),
-        alert.get_field("model"),
-        alert.get_field("run_started_at"),
-        *listed,
-    ]
-    arrays = ", ".join(f"%s::{field.cast_db_type(connection)}[]" for field in listed)
-    table = _quote(connection, alert.db_table)
-    return (
-        f", a AS (INSERT INTO {table} ({_columns(connection, columns)})"  # noqa: S608
-        " SELECT n.id, n.model_id, n.run_started_at, v.* FROM n CROSS JOIN"
-        f" unnest({arrays}) AS v)"
+    """The alerts' part, taking the notification's key, model and run from n."""
+    sql = _alerts_from_json(
+        connection, "n.id, n.model_id, n.run_started_at", joined="n CROSS JOIN "
     )
+    return f", a AS ({sql})"
 
 
 def _newest_statement(connection, summary_names, with_alerts):
@@ -369,9 +438,7 @@ def record_newest(connection, model, version, summary, notification, alerts):
     params += [model.pk, version, notification.pk]
     params += _values(connection, notification, _copied_fields())
     if alerts:
-        # The alerts' values are text; one array of them per column.
-        columns = zip(*alerts, strict=True)
-        params += [[str(value) for value in column] for column in columns]
+        params.append(_alert_rows(alerts))
     with _cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
