@@ -133,26 +133,31 @@ def _model_statement(connection, lock=False, extra=""):
 
 
 def _converters(connection, model):
-    """Each concrete field with the converters a query of it would apply."""
-    result = []
-    for field in model._meta.concrete_fields:
+    """The field names, and the converters a query would apply, by position."""
+    names, converting = [], []
+    for position, field in enumerate(model._meta.concrete_fields):
+        names.append(field.attname)
         column = field.get_col(model._meta.db_table)
         converters = connection.ops.get_db_converters(column)
-        result.append((column, converters + column.get_db_converters(connection)))
-    return result
+        converters += column.get_db_converters(connection)
+        if converters:
+            converting.append((position, column, converters))
+    return names, converting
 
 
 def _from_db(connection, model, row):
-    fields = _cached(
+    names, converting = _cached(
         connection, ("from_db", model), lambda: _converters(connection, model)
     )
-    values = []
-    for value, (column, converters) in zip(row, fields, strict=True):
+    values = list(row)
+    if len(values) != len(names):
+        raise ValueError(f"{len(values)} values for {len(names)} fields")
+    for position, column, converters in converting:
+        value = values[position]
         for converter in converters:
             value = converter(value, column, connection)
-        values.append(value)
-    field_names = [field.attname for field in model._meta.concrete_fields]
-    return model.from_db(connection.alias, field_names, values)
+        values[position] = value
+    return model.from_db(connection.alias, names, values)
 
 
 def read_model(connection, nannyml_id, lock):
@@ -309,6 +314,11 @@ def insert_alerts(connection, notification, alerts):
         cursor.execute(sql, [*params, _alert_rows(alerts)])
 
 
+@functools.cache
+def _fields(model, names):
+    return [model._meta.get_field(name) for name in names]
+
+
 def _param(connection, field):
     """A placeholder, typed where PostgreSQL may bind it apart from the text."""
     if connection.vendor == "postgresql":
@@ -432,8 +442,10 @@ def record_newest(connection, model, version, summary, notification, alerts):
         lambda: _newest_statement(connection, names, bool(alerts)),
     )
     params = [
-        MonitoredModel._meta.get_field(name).get_db_prep_save(value, connection)
-        for name, value in summary.items()
+        field.get_db_prep_save(value, connection)
+        for field, value in zip(
+            _fields(MonitoredModel, names), summary.values(), strict=True
+        )
     ]
     params += [model.pk, version, notification.pk]
     params += _values(connection, notification, _copied_fields())
