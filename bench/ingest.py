@@ -183,9 +183,12 @@ def run(label, database_url, count, round_count):
     real = max(r[0] for r in rounds)
     floor = max(r[1] for r in rounds)
     errors = [e for r in rounds for e in r[2]]
+    # Each round's own ratio too: how far the machine's load moved the figures.
+    each = sorted(r[0] / r[1] for r in rounds)
     print(
         f"{label:<10} notifications/s {real:8.1f}   floor {floor:8.1f}   "
-        f"ratio {real / floor:5.2f}   errors {len(errors)}   "
+        f"ratio {real / floor:5.2f} (rounds {each[0]:.2f}-{each[-1]:.2f})   "
+        f"errors {len(errors)}   "
         f"worker memory {memory_start / 1024:.0f} MiB -> {memory_end / 1024:.0f} MiB"
     )
     for error in errors[:5]:

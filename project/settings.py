@@ -165,6 +165,9 @@ for _name in (
         globals()[f"WEBHOOKS_{_name}"] = env.float(f"WEBHOOKS_{_name}")
 if "WEBHOOKS_RECORD_BATCH" in os.environ:
     WEBHOOKS_RECORD_BATCH = env.int("WEBHOOKS_RECORD_BATCH")
+# False behind a pooler that cannot keep prepared statements (PgBouncer before
+# 1.21 in transaction mode).
+WEBHOOKS_PREPARED_STATEMENTS = env.bool("WEBHOOKS_PREPARED_STATEMENTS", default=True)
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
