@@ -97,13 +97,15 @@ def _fetch_first_checked(connection, sql, params):
     if checking:
         connection.health_check_done = True
     try:
-        with _cursor(connection) as cursor:
-            cursor.execute(sql, params)
-            return cursor.fetchone()
+        return _fetch_first(connection, sql, params)
     except (InterfaceError, OperationalError):
         if not checking or connection.is_usable():
             raise
         connection.close()
+    return _fetch_first(connection, sql, params)
+
+
+def _fetch_first(connection, sql, params):
     with _cursor(connection) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchone()
@@ -331,20 +333,19 @@ def update(connection, model, pk, values):
     names = tuple(values)
 
     def make():
-        fields = [model._meta.get_field(name) for name in names]
         assignments = ", ".join(
-            f"{_quote(connection, field.column)} = %s" for field in fields
+            f"{_quote(connection, field.column)} = %s"
+            for field in _fields(model, names)
         )
-        sql = (
+        return (
             f"UPDATE {_quote(connection, model._meta.db_table)} SET {assignments}"  # noqa: S608
             f" WHERE {_quote(connection, model._meta.pk.column)} = %s"
         )
-        return sql, fields
 
-    sql, fields = _cached(connection, ("update", model, names), make)
+    sql = _cached(connection, ("update", model, names), make)
     params = [
         field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, values.values(), strict=True)
+        for field, value in zip(_fields(model, names), values.values(), strict=True)
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, pk])
