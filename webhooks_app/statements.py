@@ -380,10 +380,6 @@ def read_versioned_model(connection, nannyml_id):
     return _from_db(connection, MonitoredModel, fields), version, any_webhook, next_id
 
 
-def _cast(connection, field):
-    return f"%s::{field.cast_db_type(connection)}"
-
-
 def _copied_fields():
     """The notification's columns that the statement binds (all but two)."""
     return [field for field in _insert_fields(Notification) if field.name != "model"]
@@ -399,9 +395,9 @@ def _record_statement(connection, summary_names):
     inserted = [notification.pk, notification.get_field("model"), *_copied_fields()]
     selected = ", ".join(
         [
-            _cast(connection, notification.pk),
+            _param(connection, notification.pk),
             "m.id",
-            *(_cast(connection, field) for field in _copied_fields()),
+            *(_param(connection, field) for field in _copied_fields()),
         ]
     )
     run_started_at = q(notification.get_field("run_started_at").column)
