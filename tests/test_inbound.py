@@ -301,6 +301,10 @@ def _with(payload, value, *path):
             ),
             ("payload", "performance_alerts"),
         ),
+        (
+            lambda p: _with(p, "https://example.com/\ud800", "payload", "report_link"),
+            ("payload", "report_link"),
+        ),
         (lambda p: _with(p, "all good", "payload", "success"), ("payload", "success")),
         (lambda p: _with(p, [1, 2], "payload", "success"), ("payload", "success")),
         (lambda p: _with(p, "not an object", "header"), ("header",)),

@@ -48,6 +48,16 @@ class ProhibitSurrogates(validators.ProhibitSurrogateCharactersValidator):
             super().__call__(value)
 
 
+def _quick_surrogate_check(field):
+    """Swap DRF's surrogate check on a text field for `ProhibitSurrogates`."""
+    field.validators = [
+        ProhibitSurrogates()
+        if isinstance(v, validators.ProhibitSurrogateCharactersValidator)
+        else v
+        for v in field.validators
+    ]
+
+
 class StrictCharField(serializers.CharField):
     """Text that arrived as a JSON string; numbers are not turned into text."""
 
@@ -55,12 +65,7 @@ class StrictCharField(serializers.CharField):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self.validators = [
-            ProhibitSurrogates()
-            if isinstance(v, validators.ProhibitSurrogateCharactersValidator)
-            else v
-            for v in self.validators
-        ]
+        _quick_surrogate_check(self)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
@@ -101,6 +106,7 @@ class ReportLinkField(serializers.URLField):
 
     def __init__(self, **kwargs):
         super().__init__(max_length=LINK_MAX_LENGTH, **kwargs)
+        _quick_surrogate_check(self)
         for validator in self.validators:
             if hasattr(validator, "schemes"):
                 validator.schemes = ["http", "https"]
