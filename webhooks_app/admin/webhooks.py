@@ -116,6 +116,16 @@ class WebhookHeaderForm(forms.ModelForm):
             raise ValidationError(_("Enter a value."), code="required")
         return value
 
+    def validate_constraints(self):
+        # A name may pass from one row to another in one save, so the
+        # formset checks the names as they will be after it (see
+        # WebhookHeaderFormSet.clean), not each row against the stored rows.
+        exclude = self._get_validation_exclusions() | {"key"}
+        try:
+            self.instance.validate_constraints(exclude=exclude)
+        except ValidationError as error:
+            self._update_errors(error)
+
 
 class WebhookHeaderFormSet(BaseInlineFormSet):
     # Set for a "Validate webhook" submission: everything is checked and the
@@ -141,14 +151,37 @@ class WebhookHeaderFormSet(BaseInlineFormSet):
     def clean(self):
         super().clean()
         seen = set()
-        for header in self.kept_rows():
-            if header.key.lower() in seen:
+        for name in [*self._names_elsewhere(), *(h.key for h in self.kept_rows())]:
+            if name.lower() in seen:
                 raise ValidationError(
                     _("The header %(name)s appears twice; names ignore case."),
                     code="duplicate_header",
-                    params={"name": header.key},
+                    params={"name": name},
                 )
-            seen.add(header.key.lower())
+            seen.add(name.lower())
+
+    def _names_elsewhere(self):
+        """Names of the webhook's stored headers that this form does not show
+        (added since it was opened, say)."""
+        if self.instance.pk is None:
+            return []
+        shown = [form.instance.pk for form in self.initial_forms]
+        return self.instance.headers.exclude(pk__in=shown).values_list("key", flat=True)
+
+    def save_existing_objects(self, commit=True):
+        if commit:
+            self._free_names()
+        return super().save_existing_objects(commit)
+
+    def _free_names(self):
+        """Rows to be deleted or renamed give up their names before any row
+        is saved, so that names can be swapped, or a deleted one used again."""
+        deleted = self.deleted_forms
+        for form in self.initial_forms:
+            if form in deleted or "key" in form.changed_data:
+                pk = form.instance.pk
+                # A space is never in a header name, so no row has this one.
+                WebhookHeader.objects.filter(pk=pk).update(key=f" {pk}")
 
 
 class WebhookHeaderInline(admin.TabularInline):
