@@ -312,57 +312,46 @@ def test_removing_a_row_removes_the_header(admin_client, webhook):
     assert list(webhook.headers.values_list("key", flat=True)) == ["X-Api-Key"]
 
 
-def _headers_by_name(webhook):
-    return {h.key: (h.value, h.is_secret) for h in webhook.headers.all()}
-
-
-def test_two_rows_can_swap_their_names_in_one_save(admin_client, webhook):
-    rows = saved_rows(webhook)
+def _swap_names(rows):
     rows[0]["key"], rows[1]["key"] = rows[1]["key"], rows[0]["key"]
-    data = form_data(webhook.url, headers=rows, auth="bearer")
-    data["headers-INITIAL_FORMS"] = "2"
-
-    response = admin_client.post(change_url(webhook), data)
-
-    assert response.status_code == 302
-    # Each row keeps its value and secrecy under its new name.
-    assert _headers_by_name(webhook) == {
-        "X-Route": (HEADER_SECRET, True),
-        "X-Api-Key": ("team-a", False),
-    }
 
 
-def test_a_removed_name_can_come_back_in_another_case_in_the_same_save(
-    admin_client, webhook
-):
-    rows = saved_rows(webhook)
+def _delete_and_add_in_another_case(rows):
     rows[1]["DELETE"] = "on"
     rows.append({"key": "x-route", "value": "team-b"})
-    data = form_data(webhook.url, headers=rows, auth="bearer")
-    data["headers-INITIAL_FORMS"] = "2"
-
-    response = admin_client.post(change_url(webhook), data)
-
-    assert response.status_code == 302
-    assert _headers_by_name(webhook) == {
-        "X-Api-Key": (HEADER_SECRET, True),
-        "x-route": ("team-b", False),
-    }
 
 
-def test_a_row_can_take_the_name_of_a_row_deleted_in_the_same_save(
-    admin_client, webhook
-):
-    rows = saved_rows(webhook)
+def _delete_and_rename_to_it(rows):
     rows[0]["key"] = "X-Route"
     rows[1]["DELETE"] = "on"
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # Each row keeps its value and secrecy under its new name.
+        (
+            _swap_names,
+            {"X-Route": (HEADER_SECRET, True), "X-Api-Key": ("team-a", False)},
+        ),
+        (
+            _delete_and_add_in_another_case,
+            {"X-Api-Key": (HEADER_SECRET, True), "x-route": ("team-b", False)},
+        ),
+        (_delete_and_rename_to_it, {"X-Route": (HEADER_SECRET, True)}),
+    ],
+    ids=["swap", "delete and add again", "delete and rename another to it"],
+)
+def test_names_can_move_between_rows_in_one_save(admin_client, webhook, edit, expected):
+    rows = saved_rows(webhook)
+    edit(rows)
     data = form_data(webhook.url, headers=rows, auth="bearer")
     data["headers-INITIAL_FORMS"] = "2"
 
     response = admin_client.post(change_url(webhook), data)
 
     assert response.status_code == 302
-    assert _headers_by_name(webhook) == {"X-Route": (HEADER_SECRET, True)}
+    assert {h.key: (h.value, h.is_secret) for h in webhook.headers.all()} == expected
 
 
 def test_a_name_taken_since_the_form_was_opened_is_refused(admin_client, webhook):
