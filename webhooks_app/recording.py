@@ -7,7 +7,7 @@ from django.db import IntegrityError, connections, router, transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
-from webhooks_app import delivery, envelope, history, statements
+from webhooks_app import delivery, envelope, history, statements, writers
 from webhooks_app.kinds import Category, kind_of
 from webhooks_app.models import MonitoredModel, Notification
 from webhooks_app.models.notifications import WEBHOOK_TEST
@@ -91,7 +91,12 @@ def _record_in_one_statement(connection, parsed, notification, alerts):
 def _record_locked(connection, parsed, notification, alerts):
     """Record under the model's lock; a `RecordResult` for a duplicate, else None."""
     notification.pk = None
-    with transaction.atomic(using=connection.alias):
+    # On SQLite, recordings take turns before the transaction (see `writers`).
+    with (
+        writers.turn(connection) as turn,
+        transaction.atomic(using=connection.alias),
+    ):
+        turn.give_back_on_commit(connection.alias)
         model, any_webhook = _locked_model(connection, parsed)
         notification.model = model
         if not _insert_once(connection, notification, _is_newest_run(model, parsed)):
