@@ -149,9 +149,11 @@ def test_resend_failed_since_a_time_queues_only_those(
     assert form.status_code == 200
     assert done.status_code == too_late.status_code == 302
     assert set(deliveries.values_list("status", flat=True)) == {"pending", "gave_up"}
-    queued = DBTaskResult.objects.filter(task_path="webhooks_app.tasks.deliver")
-    assert [t.args_kwargs["args"] for t in queued] == [
-        [deliveries.filter(webhook=alpha).first().pk]
+    queued = DBTaskResult.objects.filter(
+        task_path__in=["webhooks_app.tasks.deliver", "webhooks_app.tasks.drain"]
+    )
+    assert [(t.task_path, t.args_kwargs["args"]) for t in queued] == [
+        ("webhooks_app.tasks.drain", [alpha.pk])
     ]
 
 

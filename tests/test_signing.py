@@ -237,9 +237,9 @@ def test_a_delivery_to_another_site_of_this_app_is_accepted_once(live_server):
     record_notification(load_payload("run_completed_seed"))
     delivery = Delivery.objects.get()
 
-    delivering.deliver(delivery.pk)
+    delivering.drain(webhook.pk)
     delivering.resend(Delivery.objects.filter(pk=delivery.pk))
-    delivering.deliver(delivery.pk)
+    delivering.drain(webhook.pk)
 
     answers = [
         (a.status_code, json.loads(a.response_body)["duplicate"])

@@ -5,9 +5,11 @@ outbox) and, once committed, enqueues a `drain` task for each of those
 webhooks. A drain holds a lease on its webhook and sends its due deliveries
 one after another through the outbound client, for DRAIN_SECONDS at most,
 then queues its successor; a retry is a delivery due again later, picked up by
-a drain queued for that time. A `deliver` task makes one attempt at one
-delivery: one resent from the admin, or put off behind a busy or paused
-webhook, and its retries. A sweep, itself a deferred task that runs
+a drain queued for that time; deliveries resent from the admin go by drains
+too. A `deliver` task makes one attempt at one delivery, and queues another
+when the delivery is put off behind a busy or paused webhook or retried; no
+other path queues one, so it serves such tasks already in a queue. A sweep,
+itself a deferred task that runs
 while deliveries are pending, sends again whatever a dead process left
 behind.
 
@@ -141,14 +143,19 @@ def schedule_sweep():
 
 
 def resend(deliveries):
-    """Send the given deliveries again now; return how many were queued."""
+    """Send the given deliveries again now; return how many were queued.
+
+    They go by their webhooks' drains, like new deliveries: a hanging server
+    holds a worker for DETACH_AFTER, not for the whole timeout of each.
+    """
     now = timezone.now()
     with transaction.atomic():
-        ids = list(
+        found = list(
             deliveries.filter(
                 Q(locked_until__isnull=True) | Q(locked_until__lt=now)
-            ).values_list("pk", flat=True)
+            ).values_list("pk", "webhook_id")
         )
+        ids = [pk for pk, _ in found]
         Delivery.objects.filter(pk__in=ids).update(
             status=Delivery.Status.PENDING,
             next_attempt_at=now,
@@ -158,7 +165,8 @@ def resend(deliveries):
         )
         if ids:
             schedule_sweep()
-        transaction.on_commit(lambda: enqueue(ids))
+        webhook_ids = sorted({webhook_id for _, webhook_id in found})
+        transaction.on_commit(lambda: request_drains(webhook_ids))
     return len(ids)
 
 
