@@ -214,7 +214,12 @@ def test_a_hanging_webhook_does_not_hold_back_the_others(fast):
     )
 
 
-# In this process: one attempt at a time, through `deliver`
+# In this process: a webhook's due deliveries, through `drain`
+
+
+def send_due():
+    """Run a drain for the only webhook, in this process."""
+    return delivering.drain(Webhook.objects.get().pk)
 
 
 @pytest.mark.django_db
@@ -223,13 +228,12 @@ def test_the_signature_verifies_with_standardwebhooks_across_a_rotation(fast, re
     old_secret = webhook.signing_secret
 
     record_notification(run_payload("2024-03-01T10:00:00"))
-    delivering.deliver(Delivery.objects.get().pk)
+    send_due()
     from webhooks_app.signing import rotate_secret
 
     new_secret = rotate_secret(webhook)
     record_notification(run_payload("2024-03-02T10:00:00"))
-    second = Delivery.objects.filter(attempt_count=0).get()
-    delivering.deliver(second.pk)
+    send_due()
 
     first_request, rotated_request = receiver.requests
     assert StandardWebhook(old_secret).verify(first_request.body, first_request.headers)
@@ -251,7 +255,7 @@ def test_the_previous_secret_stops_signing_after_the_overlap(fast, receiver):
         previous_secret_expires_at=timezone.now() - datetime.timedelta(seconds=1)
     )
     record_notification(run_payload())
-    delivering.deliver(Delivery.objects.get().pk)
+    send_due()
 
     sent = receiver.requests[0]
     assert StandardWebhook(new_secret).verify(sent.body, sent.headers)
@@ -267,7 +271,7 @@ def test_an_inbound_notification_is_forwarded_as_received(
     body = json.dumps(load_payload("run_completed_seed"), indent=3)
 
     assert post_notification(body).status_code == 200
-    delivering.deliver(Delivery.objects.get().pk)
+    send_due()
 
     sent = receiver.requests[0]
     assert sent.body == body.encode()
@@ -282,7 +286,7 @@ def test_host_code_notification_links_to_its_dashboard_page(fast, receiver, sett
     payload["payload"].pop("report_link")
 
     record_notification(payload)
-    delivering.deliver(Delivery.objects.get().pk)
+    send_due()
 
     sent = json.loads(receiver.requests[0].body)
     assert sent["header"] == payload["header"]
@@ -301,7 +305,7 @@ def test_configured_headers_are_sent_and_masked_in_the_attempt(fast, receiver):
     webhook.headers.create(key="Authorization", value="Bearer very-secret-value")
 
     record_notification(run_payload())
-    delivering.deliver(Delivery.objects.get().pk)
+    send_due()
 
     assert receiver.requests[0].headers["Authorization"] == "Bearer very-secret-value"
     recorded = DeliveryAttempt.objects.get().request_headers
@@ -324,7 +328,7 @@ def test_a_404_fails_without_retry_and_signals_once(
     try:
         with django_capture_on_commit_callbacks(execute=True):
             record_notification(run_payload())
-            delivering.deliver(Delivery.objects.get().pk)
+            send_due()
     finally:
         delivering.delivery_finished.disconnect(note)
 
@@ -343,10 +347,10 @@ def test_retries_run_out_and_the_delivery_gives_up(fast, receiver, settings):
     record_notification(run_payload())
     delivery = Delivery.objects.get()
 
-    first = delivering.deliver(delivery.pk)
-    second = delivering.deliver(delivery.pk)
+    # With no wait between tries, one drain makes both.
+    send_due()
 
-    assert (first, second) == (Delivery.Status.PENDING, Delivery.Status.GAVE_UP)
+    assert status_of(delivery) == Delivery.Status.GAVE_UP
     assert Delivery.objects.get().attempt_count == 2
     assert len(receiver.requests) == 2
 
@@ -358,10 +362,10 @@ def test_retry_after_is_honoured(fast, receiver):
     record_notification(run_payload())
     before = timezone.now()
 
-    outcome = delivering.deliver(Delivery.objects.get().pk)
+    send_due()
 
     delivery = Delivery.objects.get()
-    assert outcome == Delivery.Status.PENDING
+    assert delivery.status == Delivery.Status.PENDING
     assert delivery.next_attempt_at >= before + datetime.timedelta(seconds=120)
     assert Webhook.objects.get().paused_until >= before + datetime.timedelta(
         seconds=120
@@ -379,7 +383,7 @@ def test_a_webhook_failing_for_days_is_disabled_with_a_warning(fast, receiver, c
     record_notification(run_payload())
 
     with caplog.at_level(logging.WARNING, logger="webhooks_app.delivery"):
-        delivering.deliver(Delivery.objects.get().pk)
+        send_due()
 
     webhook.refresh_from_db()
     assert not webhook.enabled
@@ -396,7 +400,7 @@ def test_a_success_ends_the_failure_streak(fast, receiver):
     )
     record_notification(run_payload())
 
-    delivering.deliver(Delivery.objects.get().pk)
+    send_due()
 
     webhook.refresh_from_db()
     assert (webhook.failing_since, webhook.consecutive_failures) == (None, 0)
@@ -410,8 +414,9 @@ def test_a_delivery_not_due_or_already_leased_is_left_alone(fast, receiver):
     delivery = Delivery.objects.get()
     Delivery.objects.update(locked_until=timezone.now() + datetime.timedelta(minutes=1))
 
-    assert delivering.deliver(delivery.pk) is None
+    assert send_due() == 0
     assert receiver.requests == []
+    assert status_of(delivery) == Delivery.Status.PENDING
 
 
 # Which webhooks a notification goes to
