@@ -91,6 +91,28 @@ def test_three_500s_then_200_is_delivered_once_after_four_attempts(fast, receive
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_deliver_task_still_in_the_queue_has_its_delivery_sent(fast, receiver):
+    from django_tasks_db.models import DBTaskResult
+
+    from webhooks_app.tasks import deliver
+
+    webhook = make_webhook(receiver.url)
+    record_notification(run_payload())
+    # Only the queued deliver task is left to send it.
+    DBTaskResult.objects.all().delete()
+    deliver.enqueue(only_delivery().pk)
+
+    with TaskWorker(fast):
+        delivered = wait_until(
+            lambda: status_of(only_delivery()) == Delivery.Status.DELIVERED
+        )
+
+    assert delivered
+    assert len(receiver.requests) == 1
+    assert drain_tasks().get().args_kwargs["args"] == [webhook.pk]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_server_down_at_first_gets_the_notification_once_it_is_up(fast):
     with Receiver() as placeholder:
         port, url = placeholder.port, placeholder.url

@@ -5,13 +5,9 @@ outbox) and, once committed, enqueues a `drain` task for each of those
 webhooks. A drain holds a lease on its webhook and sends its due deliveries
 one after another through the outbound client, for DRAIN_SECONDS at most,
 then queues its successor; a retry is a delivery due again later, picked up by
-a drain queued for that time; deliveries resent from the admin go by drains
-too. A `deliver` task makes one attempt at one delivery, and queues another
-when the delivery is put off behind a busy or paused webhook or retried; no
-other path queues one, so it serves such tasks already in a queue. A sweep,
-itself a deferred task that runs
-while deliveries are pending, sends again whatever a dead process left
-behind.
+a drain queued for that time. Deliveries resent from the admin go by drains
+too. A sweep, itself a deferred task that runs while deliveries are pending,
+sends again whatever a dead process left behind.
 
 Per webhook, one attempt is in flight at a time, and after a failure the
 webhook pauses for as long as the retry schedule says, so a slow or dead
@@ -52,9 +48,6 @@ logger = logging.getLogger("webhooks_app.delivery")
 delivery_finished = Signal()
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
-# A delivery that waits for a busy webhook looks again after at least this
-# long, and at most as long again as the attempt in flight has taken so far.
-BUSY_RECHECK = datetime.timedelta(seconds=0.2)
 SWEEP_KEY = "webhooks_app:delivery-sweep"
 SWEEP_BATCH = 500
 BEHIND_PRIORITY = -10
@@ -110,20 +103,6 @@ def create_deliveries(notification):
     schedule_sweep()
     transaction.on_commit(lambda: request_drains(webhook_ids))
     return deliveries
-
-
-def enqueue(delivery_ids, run_after=None, behind=False):
-    """Enqueue a `deliver` task per id; `behind` ones wait behind first tries."""
-    from webhooks_app.tasks import deliver
-
-    task = deliver.using(run_after=run_after) if run_after else deliver
-    if behind and task.get_backend().supports_priority:
-        # Retries and deliveries put off for a busy or paused webhook yield to
-        # first attempts, so a failing webhook's backlog does not come round
-        # again and again ahead of the healthy webhooks' work.
-        task = task.using(priority=BEHIND_PRIORITY)
-    for delivery_id in delivery_ids:
-        task.enqueue(delivery_id)
 
 
 def schedule_sweep():
@@ -242,6 +221,19 @@ def request_drains(webhook_ids, run_after=None, force=False):
     return ids
 
 
+def request_drains_for(delivery_id):
+    """Queue a drain for the webhook of a pending delivery.
+
+    Serves `deliver` tasks, one per delivery, that a queue may still hold.
+    Forced, as by the sweep: no drain was asked for such a delivery, and a
+    mark on its webhook may be one whose task was lost.
+    """
+    webhook_ids = Delivery.objects.filter(
+        pk=delivery_id, status=Delivery.Status.PENDING
+    ).values_list("webhook_id", flat=True)
+    return request_drains(list(webhook_ids), force=True)
+
+
 def _enqueue_drains(webhook_ids, run_after):
     from webhooks_app.tasks import drain
 
@@ -331,13 +323,6 @@ def _release(lease):
         busy_until=None
     )
     _clear_drain_mark(lease.webhook.pk)
-
-
-def _hand_over(webhook_id):
-    """After a single attempt: what a drain would do when it lets go."""
-    _clear_drain_mark(webhook_id)
-    if _has_due(webhook_id):
-        request_drains([webhook_id])
 
 
 def _due(webhook_id, now):
@@ -568,27 +553,6 @@ def _fail_due_for_disabled(webhook, now):
             _finish_disabled(delivery, now)
 
 
-# One attempt
-
-
-def deliver(delivery_id):
-    """Make the attempt that `delivery_id` is due for, if it still is."""
-    now = timezone.now()
-    delivery = _claim(delivery_id, now)
-    if delivery is None:
-        return None
-    try:
-        request = build_request(delivery, now)
-    except Exception:
-        logger.exception("Could not prepare delivery %s", delivery.pk)
-        request, result = _unprepared(delivery)
-    else:
-        result = outbound.send(request)
-    outcome = _record(delivery, request, result)
-    _hand_over(delivery.webhook_id)
-    return outcome
-
-
 def _unprepared(delivery):
     """Our own failure (say, a header that cannot be decrypted): logged with
     its traceback by the caller, and retried like a network error."""
@@ -599,31 +563,6 @@ def _unprepared(delivery):
         error=gettext("The request could not be prepared; see the site's log."),
     )
     return request, result
-
-
-def _claim(delivery_id, now):
-    """Lease the delivery and its webhook for one attempt, or put it off."""
-    with transaction.atomic():
-        delivery = (
-            Delivery.objects.select_related("webhook", "notification__model")
-            .filter(pk=delivery_id, status=Delivery.Status.PENDING)
-            .filter(next_attempt_at__lte=now)
-            .filter(Q(locked_until__isnull=True) | Q(locked_until__lt=now))
-            .first()
-        )
-        if delivery is None:
-            # Finished, leased, or not due yet: another task has it.
-            return None
-        webhook = delivery.webhook
-        if not webhook.enabled:
-            _finish_disabled(delivery, now)
-            return None
-        lease_end = now + _lease()
-        if not _lease_webhook(webhook.pk, now, lease_end):
-            _put_off(delivery, webhook, now)
-            return None
-        Delivery.objects.filter(pk=delivery.pk).update(locked_until=lease_end)
-    return delivery
 
 
 def _lease():
@@ -643,27 +582,6 @@ def _lease_webhook(webhook_id, now, lease_end):
         .update(busy_until=lease_end)
     )
     return claimed == 1
-
-
-def _put_off(delivery, webhook, now):
-    """Wait for a paused webhook's pause to end, or a busy one's attempt.
-
-    `webhook` is as read with the delivery, a moment ago: close enough.
-    """
-    if webhook.paused_until and webhook.paused_until > now:
-        # Spread the wake-ups, so a backlog does not all come due at once.
-        pause = (webhook.paused_until - now).total_seconds()
-        run_at = webhook.paused_until + datetime.timedelta(
-            seconds=random.uniform(0, min(60, pause * 0.2))  # noqa: S311
-        )
-        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=run_at)
-    else:
-        busy_until = webhook.busy_until or now
-        running_for = now - (busy_until - _lease())
-        wait = min(max(BUSY_RECHECK, running_for), busy_until - now)
-        run_at = now + max(wait, BUSY_RECHECK)
-    ids = [delivery.pk]
-    transaction.on_commit(lambda: enqueue(ids, run_after=run_at, behind=True))
 
 
 def _finish_disabled(delivery, now):
@@ -734,12 +652,12 @@ def dashboard_link(notification):
 # Recording the outcome
 
 
-def _record(delivery, request, result, lease=None):
+def _record(delivery, request, result, lease):
     """Write the attempt and its outcome; return the outcome.
 
-    Under a drain's `lease`, the outcome is written only while the delivery
-    is still leased to it, and None is returned when it is not: whoever took
-    the lease over sends the delivery again. The attempt is kept either way.
+    The outcome is written only while the delivery is still leased to the
+    drain's `lease`, and None is returned when it is not: whoever took the
+    lease over sends the delivery again. The attempt is kept either way.
     """
     now = timezone.now()
     outcome, pause = _outcome(delivery, result, now)
@@ -749,9 +667,9 @@ def _record(delivery, request, result, lease=None):
             _warn_lost(delivery)
             return None
         if outcome == Delivery.Status.DELIVERED:
-            _webhook_succeeded(delivery.webhook, lease)
+            _webhook_succeeded(delivery.webhook)
         else:
-            _webhook_failed(delivery.webhook, result, pause, now, lease)
+            _webhook_failed(delivery.webhook, result, pause, now)
     _log(delivery, result, outcome)
     return outcome
 
@@ -786,7 +704,7 @@ def _record_delivered(entries, lease):
             finished_at=now,
         )
         if held:
-            _webhook_succeeded(lease.webhook, lease)
+            _webhook_succeeded(lease.webhook)
         for delivery in (d for d, *_ in entries if d.pk in held):
             delivery.status = Delivery.Status.DELIVERED
             delivery.next_attempt_at = None
@@ -863,9 +781,7 @@ def _save_outcome(delivery, outcome, now, lease):
     delivery.finished_at = now if final else None
     if final:
         delivery.next_attempt_at = None
-    rows = Delivery.objects.filter(pk=delivery.pk)
-    if lease is not None:
-        rows = rows.filter(locked_until=lease.token)
+    rows = Delivery.objects.filter(pk=delivery.pk, locked_until=lease.token)
     saved = rows.update(
         status=outcome,
         attempt_count=delivery.attempt_count,
@@ -878,32 +794,26 @@ def _save_outcome(delivery, outcome, now, lease):
         return False
     if final:
         transaction.on_commit(lambda: _announce(delivery))
-    elif lease is None:
-        # A drain queues its successor for the retry when it stops.
-        ids, run_at = [delivery.pk], delivery.next_attempt_at
-        transaction.on_commit(lambda: enqueue(ids, run_after=run_at, behind=True))
+    # A retry is left to the drain, which queues its successor for it.
     return True
 
 
-def _webhook_succeeded(webhook, lease):
+def _webhook_succeeded(webhook):
     clean = not (webhook.consecutive_failures or webhook.failing_since)
-    if lease is not None and clean and webhook.paused_until is None:
+    if clean and webhook.paused_until is None:
         # The drain's copy is current: the streak fields change only under
         # the webhook's lease, and this drain holds it.
         return
-    release = {} if lease is not None else {"busy_until": None}
     Webhook.objects.filter(pk=webhook.pk).update(
-        **release, paused_until=None, consecutive_failures=0, failing_since=None
+        paused_until=None, consecutive_failures=0, failing_since=None
     )
     webhook.paused_until = webhook.failing_since = None
     webhook.consecutive_failures = 0
 
 
-def _webhook_failed(webhook, result, pause, now, lease):
+def _webhook_failed(webhook, result, pause, now):
     """Note the failure on the webhook: its streak, its pause, maybe disable it."""
-    release = {} if lease is not None else {"busy_until": None}
     Webhook.objects.filter(pk=webhook.pk).update(
-        **release,
         paused_until=now + pause if pause else F("paused_until"),
         consecutive_failures=F("consecutive_failures") + 1,
         failing_since=Coalesce(F("failing_since"), now),

@@ -7,8 +7,8 @@ from webhooks_app import delivery
 
 @task()
 def deliver(delivery_id):
-    """One attempt at one delivery (see `webhooks_app.delivery`)."""
-    return delivery.deliver(delivery_id)
+    """A drain for the delivery's webhook, for `deliver` tasks still queued."""
+    return delivery.request_drains_for(delivery_id)
 
 
 @task()
