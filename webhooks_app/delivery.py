@@ -241,7 +241,9 @@ def _enqueue_drains(webhook_ids, run_after):
     if run_after is not None:
         task = drain.using(run_after=run_after)
         if task.get_backend().supports_priority:
-            # Retries and pauses yield to fresh work, as in `enqueue`.
+            # Drains put off to a retry or a pause's end yield to fresh work,
+            # so a failing webhook's backlog does not come round again and
+            # again ahead of the healthy webhooks' work.
             task = task.using(priority=BEHIND_PRIORITY)
     for webhook_id in webhook_ids:
         task.enqueue(webhook_id)
