@@ -106,7 +106,9 @@ def turn(connection):
         pid, lock_file = _lock_files.get(path, (None, None))
         if pid != os.getpid():
             # A forked process would share its parent's lock, so it opens
-            # the file itself.
+            # the file itself, and closes its copy of the parent's.
+            if lock_file is not None:
+                os.close(lock_file.fd)
             lock_file = _open(path)
             _lock_files[path] = (os.getpid(), lock_file)
     return Turn(lock_file)
